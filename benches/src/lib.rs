@@ -1,0 +1,1 @@
+//! Benchmark support; the benches are under `benches/benches/`.

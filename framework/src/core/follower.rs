@@ -1,0 +1,183 @@
+//! The follower's side of replication (§5.3): the consistency check, conflict truncation,
+//! durable acknowledgements (contract 2), and applying committed entries (contract 6).
+
+use crate::error::ProposeError;
+use crate::message::{
+    AppendEntriesRequest, AppendEntriesResponse, AppendOutcome, ConflictHint, Response,
+};
+use crate::types::{Entry, LogId, LogIndex, NodeId, RpcId};
+
+use super::io::Action;
+use super::node::{Core, PendingAck, RoleState};
+
+impl Core {
+    pub(super) fn handle_append_entries(
+        &mut self,
+        from: NodeId,
+        rpc: RpcId,
+        req: AppendEntriesRequest,
+    ) {
+        if req.term < self.hard_state.term {
+            self.reply_append(from, rpc, AppendOutcome::StaleTerm);
+            return;
+        }
+        if req.term > self.hard_state.term
+            || !matches!(self.role, RoleState::Follower)
+            || self.leader != Some(req.leader_id)
+        {
+            self.become_follower(req.term, Some(req.leader_id));
+        }
+        self.election_elapsed = 0;
+        let prev = req.prev_log_id;
+        match self.log.term_at(prev.index) {
+            None => {
+                let hint = ConflictHint {
+                    conflict_term: None,
+                    first_index: self.log.last_index().next(),
+                };
+                self.reply_conflict(from, rpc, prev.index, hint);
+            }
+            Some(term) if term != prev.term => {
+                let first_index = self.log.first_index_of_term_run(term, prev.index);
+                let hint = ConflictHint {
+                    conflict_term: Some(term),
+                    first_index,
+                };
+                self.reply_conflict(from, rpc, prev.index, hint);
+            }
+            Some(_) => self.accept_entries(from, rpc, req),
+        }
+    }
+
+    /// `prev_log_id` matched: store what is new, advance commit, and acknowledge once durable.
+    fn accept_entries(&mut self, from: NodeId, rpc: RpcId, req: AppendEntriesRequest) {
+        let matched = req.prev_log_id.index.plus(req.entries.len() as u64);
+        self.append_new_entries(req.entries);
+        self.leader_match = self.leader_match.max(matched);
+        // Only what is known to match the leader may be committed here (§5.3).
+        if self.log.commit_to(req.leader_commit.min(matched)) {
+            self.maybe_apply();
+        }
+        self.pending_acks.push_back(PendingAck {
+            to: from,
+            rpc,
+            match_index: matched,
+        });
+        self.send_durable_acks();
+    }
+
+    /// Skips entries already held, truncates at the first conflict (never a committed entry:
+    /// contract 5), and appends the rest.
+    fn append_new_entries(&mut self, entries: Vec<Entry>) {
+        let first_new = entries
+            .iter()
+            .position(|entry| self.log.term_at(entry.log_id.index) != Some(entry.log_id.term));
+        let Some(first_new) = first_new else { return };
+        let new_entries = entries[first_new..].to_vec();
+        let from = new_entries[0].log_id.index;
+        if from <= self.log.last_index() {
+            self.log.truncate_from(from);
+            self.push(Action::TruncateLog { from });
+            self.drop_clients_from(from);
+            self.reload_membership();
+        }
+        self.log.append(&new_entries);
+        self.note_appended_membership(&new_entries);
+        self.push(Action::AppendLog {
+            entries: new_entries,
+        });
+    }
+
+    /// Answers clients whose entries at `from` and above were overwritten: never applied.
+    fn drop_clients_from(&mut self, from: LogIndex) {
+        let dropped = self.clients.split_off(&from);
+        let error = ProposeError::Dropped {
+            leader: self.leader,
+        };
+        for (_, (_, request)) in dropped {
+            self.push(Action::Reject { request, error });
+        }
+    }
+
+    pub(super) fn handle_log_persisted(&mut self, up_to: LogId) {
+        if !self.log.mark_persisted(up_to) {
+            return;
+        }
+        self.send_durable_acks();
+        self.maybe_commit();
+        self.maybe_apply();
+    }
+
+    /// Sends, in arrival order, every acknowledgement whose entries are now durable.
+    fn send_durable_acks(&mut self) {
+        let durable = self.log.persisted();
+        while let Some(ack) = self.pending_acks.front().copied() {
+            if ack.match_index > durable {
+                break;
+            }
+            self.pending_acks.pop_front();
+            let match_index = self.leader_match.min(durable).max(ack.match_index);
+            self.reply_append(ack.to, ack.rpc, AppendOutcome::Success { match_index });
+        }
+    }
+
+    /// The term moved on: answer every held acknowledgement now, with the new term, so the old
+    /// leader learns it is deposed and every request still gets exactly one reply.
+    pub(super) fn flush_stale_acks(&mut self) {
+        while let Some(ack) = self.pending_acks.pop_front() {
+            self.reply_append(ack.to, ack.rpc, AppendOutcome::StaleTerm);
+        }
+    }
+
+    fn reply_conflict(
+        &mut self,
+        to: NodeId,
+        rpc: RpcId,
+        rejected_index: LogIndex,
+        hint: ConflictHint,
+    ) {
+        self.reply_append(
+            to,
+            rpc,
+            AppendOutcome::Conflict {
+                rejected_index,
+                hint,
+            },
+        );
+    }
+
+    fn reply_append(&mut self, to: NodeId, rpc: RpcId, outcome: AppendOutcome) {
+        let response = AppendEntriesResponse {
+            term: self.hard_state.term,
+            outcome,
+        };
+        self.push(Action::Reply {
+            to,
+            rpc,
+            response: Response::AppendEntries(response),
+        });
+    }
+
+    /// Hands committed, durable entries to the state machine, with the clients waiting on them.
+    pub(super) fn maybe_apply(&mut self) {
+        let entries = self.log.take_applicable();
+        let Some(last) = entries.last().map(|entry| entry.log_id.index) else {
+            return;
+        };
+        let rest = self.clients.split_off(&last.next());
+        let waiting = std::mem::replace(&mut self.clients, rest);
+        let mut clients = Vec::new();
+        for (index, (term, request)) in waiting {
+            let held = self.log.term_at(index) == Some(term);
+            if held {
+                clients.push((index, request));
+            } else {
+                let error = ProposeError::Dropped {
+                    leader: self.leader,
+                };
+                self.push(Action::Reject { request, error });
+            }
+        }
+        self.push(Action::Apply { entries, clients });
+    }
+}

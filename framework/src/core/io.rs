@@ -1,0 +1,127 @@
+//! What goes into the core and what comes out of it.
+
+use std::sync::Arc;
+
+use crate::error::ProposeError;
+use crate::message::{Request, Response};
+use crate::types::{Entry, LogId, LogIndex, NodeId, RequestId, RpcId, Term};
+
+/// The durable part of a node's protocol state besides its log (§5, Figure 2, "Persistent state").
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct HardState {
+    /// The latest term this node has seen. Invariant: never decreases.
+    pub term: Term,
+    /// The candidate this node voted for in `term`, if any. Invariant: set at most once per term.
+    pub voted_for: Option<NodeId>,
+}
+
+/// One client command proposed to the leader.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Proposal {
+    /// Echoed back when the command is applied or refused.
+    pub request: RequestId,
+    /// The serialized command.
+    pub command: Arc<[u8]>,
+}
+
+/// Everything that can happen to a node, as the core sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input {
+    /// One unit of logical time passed.
+    Tick,
+    /// An RPC request arrived from a peer. The core produces exactly one [`Action::Reply`] for it.
+    Request {
+        /// The sending peer.
+        from: NodeId,
+        /// Echoed in the reply.
+        rpc: RpcId,
+        /// The request.
+        request: Request,
+    },
+    /// The response to a request this node sent earlier.
+    Response {
+        /// The responding peer.
+        from: NodeId,
+        /// The response.
+        response: Response,
+    },
+    /// Client commands, batched: they become one log append and one message per follower.
+    Propose(Vec<Proposal>),
+    /// Storage made the log durable up to and including `up_to` (appends complete in order).
+    LogPersisted {
+        /// The last durable entry. Ignored if the log no longer holds it (it was truncated).
+        up_to: LogId,
+    },
+    /// The state machine applied every entry up to and including `up_to`.
+    Applied {
+        /// The last applied index.
+        up_to: LogIndex,
+    },
+}
+
+/// Work the driver must do, in order. The ordering rules that keep Raft safe:
+///
+/// - [`Action::SaveHardState`] must be durable before any later action in the same batch starts
+///   (contract 1: a vote or new term is on disk before the message that depends on it leaves).
+/// - [`Action::TruncateLog`] and [`Action::AppendLog`] are applied to storage in the order given;
+///   the driver reports durability with [`Input::LogPersisted`] and may run later `Send`s
+///   meanwhile (a leader replicates in parallel with its own write, contract 2). The core itself
+///   holds back a follower's acknowledgement until the entries are persisted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Persist term and vote.
+    SaveHardState(HardState),
+    /// Remove every log entry at index `from` and above. Never at or below the commit index.
+    TruncateLog {
+        /// The first index removed.
+        from: LogIndex,
+    },
+    /// Append these entries (contiguous, following the current last entry) to the log.
+    AppendLog {
+        /// The entries to store.
+        entries: Vec<Entry>,
+    },
+    /// Send a request to a peer; its response comes back as [`Input::Response`].
+    Send {
+        /// The destination.
+        to: NodeId,
+        /// The request.
+        request: Request,
+    },
+    /// Answer an RPC request received with [`Input::Request`].
+    Reply {
+        /// The node that sent the request.
+        to: NodeId,
+        /// The id given with the request.
+        rpc: RpcId,
+        /// The answer.
+        response: Response,
+    },
+    /// Apply these committed, persisted entries to the state machine, in order, then report
+    /// [`Input::Applied`]. For each `(index, request)` in `clients`, answer that client with the
+    /// state machine's result for the entry at `index`.
+    Apply {
+        /// Contiguous committed entries, starting right after the last ones handed out.
+        entries: Vec<Entry>,
+        /// Clients waiting on some of these entries.
+        clients: Vec<(LogIndex, RequestId)>,
+    },
+    /// Answer a client whose proposal will not be applied.
+    Reject {
+        /// The proposal's request id.
+        request: RequestId,
+        /// Why.
+        error: ProposeError,
+    },
+}
+
+/// The state a node restarts from: what its storage and state machine hold.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Recovered {
+    /// Term and vote as last persisted.
+    pub hard_state: HardState,
+    /// The durable log, contiguous from index 1.
+    pub log: Vec<Entry>,
+    /// The last index the state machine has applied (0 for a volatile state machine).
+    pub last_applied: LogIndex,
+}

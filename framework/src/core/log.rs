@@ -1,0 +1,310 @@
+//! The core's view of the replicated log: the entries, and how far they are durable, committed
+//! and applied.
+//!
+//! ```text
+//!  1 ........ last_applied ... applying ... commit_index ........ last_index
+//!  |<- applied ->|<- handed to Apply ->|<- committed, waiting ->|<- uncommitted ->|
+//!  1 ............................ persisted ..... (persisted may lag on a follower)
+//! ```
+
+use crate::types::{Entry, LogId, LogIndex, Term};
+
+/// The log's entries and positions.
+#[derive(Debug, Clone, Default)]
+pub struct RaftLog {
+    /// `entries[i]` has index `i + 1`. Invariant: contiguous, terms never decrease.
+    entries: Vec<Entry>,
+    /// Entries up to here are durable in storage. Invariant: `persisted <= last_index`.
+    persisted: LogIndex,
+    /// Highest index known committed (§5.3). Invariant: `commit_index <= last_index`, never
+    /// decreases.
+    commit_index: LogIndex,
+    /// Highest index handed to the state machine in an `Apply` action.
+    /// Invariant: `applying <= commit_index` and `applying <= persisted`.
+    applying: LogIndex,
+    /// Highest index the state machine reported applied. Invariant: `last_applied <= applying`.
+    last_applied: LogIndex,
+}
+
+impl RaftLog {
+    /// A log holding `entries` (already durable), with `last_applied` applied and `commit_index`
+    /// known committed. The caller has checked that the entries are contiguous from 1.
+    pub fn restore(entries: Vec<Entry>, commit_index: LogIndex, last_applied: LogIndex) -> RaftLog {
+        let persisted = LogIndex(entries.len() as u64);
+        RaftLog {
+            entries,
+            persisted,
+            commit_index,
+            applying: last_applied,
+            last_applied,
+        }
+    }
+
+    /// The id of the last entry, or `0@0` for an empty log.
+    pub fn last_log_id(&self) -> LogId {
+        self.entries
+            .last()
+            .map(|entry| entry.log_id)
+            .unwrap_or_default()
+    }
+
+    /// The index of the last entry.
+    pub fn last_index(&self) -> LogIndex {
+        LogIndex(self.entries.len() as u64)
+    }
+
+    /// The term of the entry at `index`: `Some(Term(0))` for index 0, `None` past the end.
+    pub fn term_at(&self, index: LogIndex) -> Option<Term> {
+        if index.0 == 0 {
+            return Some(Term(0));
+        }
+        self.entry(index).map(|entry| entry.log_id.term)
+    }
+
+    /// The id of the entry at `index` (`0@0` for index 0), if the log holds it.
+    pub fn log_id_at(&self, index: LogIndex) -> Option<LogId> {
+        self.term_at(index).map(|term| LogId::new(term, index))
+    }
+
+    /// The entry at `index`, if held.
+    pub fn entry(&self, index: LogIndex) -> Option<&Entry> {
+        let position = usize::try_from(index.0.checked_sub(1)?).ok()?;
+        self.entries.get(position)
+    }
+
+    /// Every entry, from index 1.
+    pub fn entries(&self) -> &[Entry] {
+        &self.entries
+    }
+
+    /// Entries from `start` on, at most `max_count` of them and (beyond the first) at most
+    /// `max_bytes` of payload.
+    pub fn entries_from(&self, start: LogIndex, max_count: u64, max_bytes: u64) -> Vec<Entry> {
+        let mut batch = Vec::new();
+        let mut bytes = 0;
+        let mut index = start;
+        while let Some(entry) = self.entry(index) {
+            bytes += entry.payload_bytes();
+            if batch.len() as u64 >= max_count || (!batch.is_empty() && bytes > max_bytes) {
+                break;
+            }
+            batch.push(entry.clone());
+            index = index.next();
+        }
+        batch
+    }
+
+    /// Entries in `[start, end]`.
+    pub fn slice(&self, start: LogIndex, end: LogIndex) -> Vec<Entry> {
+        let from = (start.0.max(1) - 1) as usize;
+        let to = (end.0 as usize).min(self.entries.len());
+        self.entries
+            .get(from..to)
+            .map(<[Entry]>::to_vec)
+            .unwrap_or_default()
+    }
+
+    /// Whether a candidate whose last entry is `candidate` is at least as up to date as this log
+    /// (§5.4.1): a later last term wins; with equal terms, the longer log wins.
+    pub fn is_up_to_date(&self, candidate: LogId) -> bool {
+        candidate >= self.last_log_id()
+    }
+
+    /// The first index of the run of entries with `term` that contains `index`.
+    pub fn first_index_of_term_run(&self, term: Term, index: LogIndex) -> LogIndex {
+        let mut first = index;
+        while first.0 > 1 && self.term_at(first.prev()) == Some(term) {
+            first = first.prev();
+        }
+        first
+    }
+
+    /// The last index holding an entry of `term`, if any (terms are sorted: binary search).
+    pub fn last_index_of_term(&self, term: Term) -> Option<LogIndex> {
+        let after = self
+            .entries
+            .partition_point(|entry| entry.log_id.term <= term);
+        let last = self.entries.get(after.checked_sub(1)?)?;
+        (last.log_id.term == term).then_some(last.log_id.index)
+    }
+
+    /// Appends `entries`, which must follow the last entry.
+    pub fn append(&mut self, entries: &[Entry]) {
+        for entry in entries {
+            let expected = self.last_index().next();
+            assert_eq!(
+                entry.log_id.index, expected,
+                "append of {} leaves a gap",
+                entry.log_id
+            );
+            assert!(
+                entry.log_id.term >= self.last_log_id().term,
+                "append of {} after {}: terms must not decrease",
+                entry.log_id,
+                self.last_log_id()
+            );
+            self.entries.push(entry.clone());
+        }
+    }
+
+    /// Removes every entry at `from` and above. Contract 5: never a committed entry.
+    pub fn truncate_from(&mut self, from: LogIndex) {
+        assert!(
+            from > self.commit_index,
+            "truncating from {from} would remove committed entries (commit {})",
+            self.commit_index
+        );
+        self.entries.truncate((from.0.max(1) - 1) as usize);
+        self.persisted = self.persisted.min(from.prev());
+    }
+
+    /// Highest durable index.
+    pub fn persisted(&self) -> LogIndex {
+        self.persisted
+    }
+
+    /// Records that storage holds everything up to `up_to`. Returns whether that moved
+    /// `persisted` forward; a report for an entry no longer in the log is stale and ignored.
+    pub fn mark_persisted(&mut self, up_to: LogId) -> bool {
+        let held = self.log_id_at(up_to.index) == Some(up_to);
+        if held && up_to.index > self.persisted {
+            self.persisted = up_to.index;
+            return true;
+        }
+        false
+    }
+
+    /// Highest committed index.
+    pub fn commit_index(&self) -> LogIndex {
+        self.commit_index
+    }
+
+    /// Moves the commit index forward to `index` (never backward). Returns whether it moved.
+    pub fn commit_to(&mut self, index: LogIndex) -> bool {
+        if index <= self.commit_index {
+            return false;
+        }
+        assert!(
+            index <= self.last_index(),
+            "commit {index} beyond last index {}",
+            self.last_index()
+        );
+        self.commit_index = index;
+        true
+    }
+
+    /// The committed, durable entries not yet handed to the state machine; marks them handed.
+    pub fn take_applicable(&mut self) -> Vec<Entry> {
+        let up_to = self.commit_index.min(self.persisted);
+        if up_to <= self.applying {
+            return Vec::new();
+        }
+        let entries = self.slice(self.applying.next(), up_to);
+        self.applying = up_to;
+        entries
+    }
+
+    /// Highest index the state machine has applied.
+    pub fn last_applied(&self) -> LogIndex {
+        self.last_applied
+    }
+
+    /// Records that the state machine applied everything up to `up_to`.
+    pub fn mark_applied(&mut self, up_to: LogIndex) {
+        assert!(
+            up_to <= self.applying,
+            "applied {up_to} beyond what was handed to apply ({})",
+            self.applying
+        );
+        self.last_applied = self.last_applied.max(up_to);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::EntryPayload;
+
+    fn log_of(terms: &[u64]) -> RaftLog {
+        let entries = terms
+            .iter()
+            .enumerate()
+            .map(|(i, term)| Entry {
+                log_id: LogId::new(Term(*term), LogIndex(i as u64 + 1)),
+                payload: EntryPayload::Blank,
+            })
+            .collect();
+        RaftLog::restore(entries, LogIndex(0), LogIndex(0))
+    }
+
+    #[test]
+    fn term_lookups() {
+        let log = log_of(&[1, 1, 2, 2, 2, 4]);
+        assert_eq!(log.term_at(LogIndex(0)), Some(Term(0)));
+        assert_eq!(log.term_at(LogIndex(6)), Some(Term(4)));
+        assert_eq!(log.term_at(LogIndex(7)), None);
+        assert_eq!(
+            log.first_index_of_term_run(Term(2), LogIndex(5)),
+            LogIndex(3)
+        );
+        assert_eq!(log.last_index_of_term(Term(2)), Some(LogIndex(5)));
+        assert_eq!(log.last_index_of_term(Term(3)), None);
+    }
+
+    #[test]
+    fn up_to_date_compares_last_term_then_index() {
+        let log = log_of(&[1, 2, 2]);
+        assert!(log.is_up_to_date(LogId::new(Term(3), LogIndex(1))));
+        assert!(log.is_up_to_date(LogId::new(Term(2), LogIndex(3))));
+        assert!(!log.is_up_to_date(LogId::new(Term(2), LogIndex(2))));
+        assert!(!log.is_up_to_date(LogId::new(Term(1), LogIndex(9))));
+    }
+
+    #[test]
+    fn truncation_pulls_persisted_back_and_stale_reports_are_ignored() {
+        let mut log = log_of(&[1, 1, 1]);
+        log.truncate_from(LogIndex(2));
+        assert_eq!(log.persisted(), LogIndex(1));
+        assert!(
+            !log.mark_persisted(LogId::new(Term(1), LogIndex(3))),
+            "index 3 is gone"
+        );
+        log.append(&[Entry {
+            log_id: LogId::new(Term(2), LogIndex(2)),
+            payload: EntryPayload::Blank,
+        }]);
+        assert!(
+            !log.mark_persisted(LogId::new(Term(1), LogIndex(2))),
+            "old term at index 2"
+        );
+        assert!(log.mark_persisted(LogId::new(Term(2), LogIndex(2))));
+    }
+
+    #[test]
+    #[should_panic(expected = "would remove committed entries")]
+    fn truncating_committed_entries_asserts() {
+        let mut log = log_of(&[1, 1, 1]);
+        log.commit_to(LogIndex(2));
+        log.truncate_from(LogIndex(2));
+    }
+
+    #[test]
+    fn batches_respect_count_and_bytes() {
+        let mut log = RaftLog::default();
+        for i in 1..=5u64 {
+            let payload = EntryPayload::Command(vec![0u8; 10].into());
+            log.append(&[Entry {
+                log_id: LogId::new(Term(1), LogIndex(i)),
+                payload,
+            }]);
+        }
+        assert_eq!(log.entries_from(LogIndex(1), 3, 1000).len(), 3);
+        assert_eq!(log.entries_from(LogIndex(1), 10, 25).len(), 2);
+        assert_eq!(
+            log.entries_from(LogIndex(1), 10, 1).len(),
+            1,
+            "one oversized entry still goes"
+        );
+        assert!(log.entries_from(LogIndex(6), 10, 100).is_empty());
+    }
+}

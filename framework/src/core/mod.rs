@@ -1,0 +1,48 @@
+//! The Raft protocol as a deterministic state machine, free of IO.
+//!
+//! [`Core`] holds one node's protocol state. Everything that happens to the node arrives as an
+//! [`Input`] — a tick of logical time, an RPC request or response from a peer, client proposals,
+//! or the completion of IO the core asked for — and [`Core::step`] answers with the [`Action`]s
+//! to carry out, in order:
+//!
+//! ```text
+//!            Tick ─┐                          ┌─► SaveHardState  (durable before what follows)
+//!   Request/Response ─┤                          ├─► TruncateLog / AppendLog ─► LogPersisted ─┐
+//!         Propose ─┼──► Core::step(Input) ──────┼─► Send / Reply   (to peers)                │
+//!   LogPersisted ◄─┤        (no IO)           ├─► Apply ─────────► Applied ────────────────┤
+//!        Applied ◄─┘                          └─► Reject         (to clients)              │
+//!          ▲                                                                           │
+//!          └──────────────────── the driver feeds completions back ────────────────────┘
+//! ```
+//!
+//! There is no clock, thread, socket or global random generator in here (a test enforces it):
+//! time enters only as ticks, randomness only from a seed the core owns. Two cores given the same
+//! inputs produce the same outputs, which is what lets the golden scripts and the randomized
+//! cluster tests replay any run exactly. Drivers — the actix node, the simulator, the tests — are
+//! the only places that do IO.
+//!
+//! The core keeps the (uncompacted) log in memory, so it can build AppendEntries messages and
+//! apply batches without asking storage; storage is the durable copy it writes through.
+//!
+//! Files: `node.rs` (state and dispatch), `election.rs` (timer, PreVote, votes),
+//! `replication.rs` (leader: progress, heartbeats, commit, CheckQuorum), `follower.rs` (consistency
+//! check, durable acks, apply), `log.rs`, `progress.rs`, `rng.rs`, `io.rs` (inputs and actions).
+
+mod election;
+mod follower;
+mod io;
+mod log;
+mod node;
+mod progress;
+mod replication;
+mod rng;
+
+#[cfg(any(test, feature = "testing"))]
+pub mod testkit;
+
+#[cfg(test)]
+mod tests;
+
+pub use io::{Action, HardState, Input, Proposal, Recovered};
+pub use node::{Core, Role};
+pub use progress::ProgressState;

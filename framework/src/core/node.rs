@@ -1,0 +1,346 @@
+//! [`Core`]: one node's protocol state, and `step()`, which dispatches each input to its handler.
+//! The handlers live beside this file: `election.rs`, `replication.rs` (leader) and `follower.rs`.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use crate::config::Config;
+use crate::error::RecoveryError;
+use crate::membership::Membership;
+use crate::message::{Request, Response};
+use crate::types::{EntryPayload, LogId, LogIndex, NodeId, RequestId, RpcId, Term};
+
+use super::io::{Action, HardState, Input, Recovered};
+use super::log::RaftLog;
+use super::progress::Progress;
+use super::rng::SeededRng;
+
+/// The role a node plays, as seen from outside.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Role {
+    /// Follows a leader, or waits for one.
+    Follower,
+    /// Asking for pre-votes before starting an election (thesis §9.6).
+    PreCandidate,
+    /// Campaigning for votes in its own term (§5.2).
+    Candidate,
+    /// Leads its term.
+    Leader,
+}
+
+/// Votes collected in a (pre-)election.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Votes {
+    pub granted: BTreeSet<NodeId>,
+    pub rejected: BTreeSet<NodeId>,
+}
+
+/// A leader's volatile state (§5, Figure 2).
+#[derive(Debug, Clone, Default)]
+pub(super) struct LeaderState {
+    /// Every other member's progress. BTreeMap: messages go out in node order (determinism).
+    pub progress: BTreeMap<NodeId, Progress>,
+    /// Ticks since the last heartbeat round.
+    pub heartbeat_elapsed: u64,
+}
+
+/// Role-specific state.
+#[derive(Debug, Clone)]
+pub(super) enum RoleState {
+    Follower,
+    PreCandidate(Votes),
+    Candidate(Votes),
+    Leader(LeaderState),
+}
+
+/// A follower's acknowledgement waiting for its entries to become durable (contract 2).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct PendingAck {
+    pub to: NodeId,
+    pub rpc: RpcId,
+    /// Sent once `persisted` reaches this index.
+    pub match_index: LogIndex,
+}
+
+/// One node's Raft protocol state machine: deterministic and free of IO. Feed it [`Input`]s with
+/// [`Core::step`], execute the [`Action`]s it returns.
+#[derive(Debug, Clone)]
+pub struct Core {
+    pub(super) id: NodeId,
+    pub(super) config: Config,
+    /// Term and vote. Invariant: the term never decreases; one vote per term (§5.2).
+    pub(super) hard_state: HardState,
+    /// `hard_state` changed and has not been emitted as `SaveHardState` yet.
+    pub(super) hard_state_dirty: bool,
+    pub(super) log: RaftLog,
+    /// The configuration in effect: the latest one in the log (contract 7), and its index.
+    pub(super) membership: (LogIndex, Membership),
+    pub(super) role: RoleState,
+    /// The leader of the current term, if known.
+    pub(super) leader: Option<NodeId>,
+    /// Ticks since this node last heard from a leader or granted a vote (followers and
+    /// candidates), or since the last CheckQuorum round (leaders).
+    pub(super) election_elapsed: u64,
+    /// This round's randomized election timeout, in `[min, max)` ticks.
+    pub(super) election_timeout: u64,
+    /// Ticks since the node started: the leader's clock for spotting stalled messages.
+    pub(super) now_tick: u64,
+    pub(super) rng: SeededRng,
+    /// Follower: the highest index known to match the current leader's log in this term.
+    pub(super) leader_match: LogIndex,
+    /// Follower: acknowledgements waiting for durability, in arrival order.
+    pub(super) pending_acks: VecDeque<PendingAck>,
+    /// Clients waiting for entries this node appended as leader: index -> (term, request).
+    pub(super) clients: BTreeMap<LogIndex, (Term, RequestId)>,
+    /// Actions produced by the current `step`.
+    pub(super) actions: Vec<Action>,
+}
+
+impl Core {
+    /// The entries a brand-new cluster starts from: its first membership at `0@1`. Every initial
+    /// member persists the same entry before its first `Core::new`, so it is committed everywhere
+    /// from the start; nodes added later receive it by replication.
+    pub fn bootstrap_log(voters: impl IntoIterator<Item = NodeId>) -> Vec<crate::types::Entry> {
+        vec![crate::types::Entry {
+            log_id: LogId::new(Term(0), LogIndex(1)),
+            payload: EntryPayload::Membership(Membership::new(voters)),
+        }]
+    }
+
+    /// A node restarting from what its storage holds, with a seed for its election timeouts.
+    /// Checks the recovered state, which comes from disk, instead of trusting it.
+    pub fn new(
+        id: NodeId,
+        config: Config,
+        recovered: Recovered,
+        seed: u64,
+    ) -> Result<Core, RecoveryError> {
+        let config = config.validate()?;
+        validate_recovered(&recovered)?;
+        // Entries of term 0 are the bootstrap configuration, identical on every initial member.
+        let bootstrap = recovered
+            .log
+            .iter()
+            .take_while(|e| e.log_id.term == Term(0))
+            .count();
+        let commit_index = recovered.last_applied.max(LogIndex(bootstrap as u64));
+        let log = RaftLog::restore(recovered.log, commit_index, recovered.last_applied);
+        let mut core = Core {
+            id,
+            config,
+            hard_state: recovered.hard_state,
+            hard_state_dirty: false,
+            log,
+            membership: (LogIndex(0), Membership::default()),
+            role: RoleState::Follower,
+            leader: None,
+            election_elapsed: 0,
+            election_timeout: 0,
+            now_tick: 0,
+            rng: SeededRng::new(seed ^ id.0.wrapping_mul(0x9E37_79B9_7F4A_7C15)),
+            leader_match: LogIndex(0),
+            pending_acks: VecDeque::new(),
+            clients: BTreeMap::new(),
+            actions: Vec::new(),
+        };
+        core.reload_membership();
+        core.reset_election_timer();
+        Ok(core)
+    }
+
+    /// Feeds one input to the node and returns the actions to execute, in order.
+    pub fn step(&mut self, input: Input) -> Vec<Action> {
+        match input {
+            Input::Tick => self.handle_tick(),
+            Input::Request { from, rpc, request } => match request {
+                Request::AppendEntries(req) => self.handle_append_entries(from, rpc, req),
+                Request::RequestVote(req) => self.handle_vote_request(from, rpc, req),
+            },
+            Input::Response { from, response } => match response {
+                Response::AppendEntries(resp) => self.handle_append_entries_response(from, resp),
+                Response::RequestVote(resp) => self.handle_vote_response(from, resp),
+            },
+            Input::Propose(proposals) => self.handle_propose(proposals),
+            Input::LogPersisted { up_to } => self.handle_log_persisted(up_to),
+            Input::Applied { up_to } => self.log.mark_applied(up_to),
+        }
+        self.flush_hard_state();
+        std::mem::take(&mut self.actions)
+    }
+
+    /// This node's id.
+    pub fn id(&self) -> NodeId {
+        self.id
+    }
+
+    /// The role this node plays now.
+    pub fn role(&self) -> Role {
+        match self.role {
+            RoleState::Follower => Role::Follower,
+            RoleState::PreCandidate(_) => Role::PreCandidate,
+            RoleState::Candidate(_) => Role::Candidate,
+            RoleState::Leader(_) => Role::Leader,
+        }
+    }
+
+    /// The current term.
+    pub fn term(&self) -> Term {
+        self.hard_state.term
+    }
+
+    /// Term and vote, as they will be (or have been) persisted.
+    pub fn hard_state(&self) -> HardState {
+        self.hard_state
+    }
+
+    /// The leader of the current term, if known.
+    pub fn leader(&self) -> Option<NodeId> {
+        self.leader
+    }
+
+    /// The id of the last log entry.
+    pub fn last_log_id(&self) -> LogId {
+        self.log.last_log_id()
+    }
+
+    /// The highest committed index.
+    pub fn commit_index(&self) -> LogIndex {
+        self.log.commit_index()
+    }
+
+    /// The highest index the state machine reported applied.
+    pub fn last_applied(&self) -> LogIndex {
+        self.log.last_applied()
+    }
+
+    /// The highest index known durable.
+    pub fn persisted_index(&self) -> LogIndex {
+        self.log.persisted()
+    }
+
+    /// The configuration in effect.
+    pub fn membership(&self) -> &Membership {
+        &self.membership.1
+    }
+
+    /// The in-memory log, from index 1.
+    pub fn entries(&self) -> &[crate::types::Entry] {
+        self.log.entries()
+    }
+
+    /// Queues an action, making sure a changed term or vote is saved before it (contract 1).
+    pub(super) fn push(&mut self, action: Action) {
+        self.flush_hard_state();
+        self.actions.push(action);
+    }
+
+    fn flush_hard_state(&mut self) {
+        if self.hard_state_dirty {
+            self.hard_state_dirty = false;
+            self.actions.push(Action::SaveHardState(self.hard_state));
+        }
+    }
+
+    /// Moves to `term` (which must not be older), forgetting the vote if the term is new.
+    pub(super) fn update_term(&mut self, term: Term) {
+        assert!(
+            term >= self.hard_state.term,
+            "term {term} older than {}",
+            self.hard_state.term
+        );
+        if term > self.hard_state.term {
+            self.hard_state = HardState {
+                term,
+                voted_for: None,
+            };
+            self.hard_state_dirty = true;
+            self.leader = None;
+            self.leader_match = LogIndex(0);
+            self.flush_stale_acks();
+        }
+    }
+
+    /// Becomes a follower in `term` (no older than the current one) under `leader`, if known.
+    pub(super) fn become_follower(&mut self, term: Term, leader: Option<NodeId>) {
+        self.update_term(term);
+        if self.leader != leader {
+            self.leader_match = LogIndex(0);
+        }
+        self.role = RoleState::Follower;
+        self.leader = leader;
+        self.reset_election_timer();
+    }
+
+    /// Restarts the election timer with a fresh randomized timeout (§5.2).
+    pub(super) fn reset_election_timer(&mut self) {
+        self.election_elapsed = 0;
+        let (min, max) = (
+            self.config.election_timeout_min_ticks,
+            self.config.election_timeout_max_ticks,
+        );
+        self.election_timeout = self.rng.in_range(min, max);
+    }
+
+    /// Recomputes the configuration in effect from the log (after a restart or truncation).
+    pub(super) fn reload_membership(&mut self) {
+        let latest = self
+            .log
+            .entries()
+            .iter()
+            .rev()
+            .find_map(|entry| match &entry.payload {
+                EntryPayload::Membership(membership) => {
+                    Some((entry.log_id.index, membership.clone()))
+                }
+                _ => None,
+            });
+        self.membership = latest.unwrap_or_default();
+    }
+
+    /// Adopts any configuration among freshly appended entries (contract 7).
+    pub(super) fn note_appended_membership(&mut self, entries: &[crate::types::Entry]) {
+        for entry in entries {
+            if let EntryPayload::Membership(membership) = &entry.payload {
+                self.membership = (entry.log_id.index, membership.clone());
+            }
+        }
+    }
+
+    fn handle_tick(&mut self) {
+        self.now_tick += 1;
+        if matches!(self.role, RoleState::Leader(_)) {
+            self.tick_leader();
+        } else {
+            self.tick_election();
+        }
+    }
+}
+
+/// Checks a recovered log is contiguous from 1 with terms that never decrease and never exceed
+/// the recovered term, and that the applied index lies inside it.
+fn validate_recovered(recovered: &Recovered) -> Result<(), RecoveryError> {
+    let mut previous = LogId::default();
+    for (position, entry) in recovered.log.iter().enumerate() {
+        let expected = LogIndex(position as u64 + 1);
+        if entry.log_id.index != expected || entry.log_id.term < previous.term {
+            return Err(RecoveryError::BrokenLog {
+                at: entry.log_id,
+                previous,
+            });
+        }
+        if entry.log_id.term > recovered.hard_state.term {
+            return Err(RecoveryError::TermBehindLog {
+                term: recovered.hard_state.term,
+                entry: entry.log_id,
+            });
+        }
+        previous = entry.log_id;
+    }
+    let last = LogIndex(recovered.log.len() as u64);
+    if recovered.last_applied > last {
+        return Err(RecoveryError::AppliedBeyondLog {
+            applied: recovered.last_applied,
+            last,
+        });
+    }
+    Ok(())
+}

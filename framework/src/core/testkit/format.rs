@@ -1,0 +1,100 @@
+//! One-line text forms of actions and messages, for traces and golden files.
+
+use crate::core::Action;
+use crate::message::{AppendOutcome, Request, Response};
+use crate::types::Entry;
+
+/// An action as one line, e.g. `send 2 AppendEntries term=2 prev=1@3 entries=2@4..2@5 commit=3`.
+pub fn format_action(action: &Action) -> String {
+    match action {
+        Action::SaveHardState(hs) => match hs.voted_for {
+            Some(vote) => format!("save term={} vote={vote}", hs.term),
+            None => format!("save term={} vote=none", hs.term),
+        },
+        Action::TruncateLog { from } => format!("truncate from={from}"),
+        Action::AppendLog { entries } => format!("append {}", format_entries(entries)),
+        Action::Send { to, request } => format!("send {to} {}", format_request(request)),
+        Action::Reply { to, response, .. } => format!("reply {to} {}", format_response(response)),
+        Action::Apply { entries, clients } => {
+            let clients: Vec<String> = clients
+                .iter()
+                .map(|(index, request)| format!("{request}@{index}"))
+                .collect();
+            if clients.is_empty() {
+                format!("apply {}", format_entries(entries))
+            } else {
+                format!(
+                    "apply {} clients={}",
+                    format_entries(entries),
+                    clients.join(",")
+                )
+            }
+        }
+        Action::Reject { request, error } => format!("reject {request} {error}"),
+    }
+}
+
+/// A request as one line.
+pub fn format_request(request: &Request) -> String {
+    match request {
+        Request::AppendEntries(req) => format!(
+            "AppendEntries term={} prev={} entries={} commit={}",
+            req.term,
+            req.prev_log_id,
+            format_entries(&req.entries),
+            req.leader_commit
+        ),
+        Request::RequestVote(req) => {
+            let kind = if req.pre_vote {
+                "PreVote"
+            } else {
+                "RequestVote"
+            };
+            format!("{kind} term={} last={}", req.term, req.last_log_id)
+        }
+    }
+}
+
+/// A response as one line.
+pub fn format_response(response: &Response) -> String {
+    match response {
+        Response::AppendEntries(resp) => {
+            let outcome = match resp.outcome {
+                AppendOutcome::Success { match_index } => format!("success match={match_index}"),
+                AppendOutcome::Conflict {
+                    rejected_index,
+                    hint,
+                } => match hint.conflict_term {
+                    Some(term) => format!(
+                        "conflict rejected={rejected_index} hint=term {term} from {}",
+                        hint.first_index
+                    ),
+                    None => format!(
+                        "conflict rejected={rejected_index} hint=log ends before {}",
+                        hint.first_index
+                    ),
+                },
+                AppendOutcome::StaleTerm => "stale-term".to_string(),
+            };
+            format!("AppendEntriesResponse term={} {outcome}", resp.term)
+        }
+        Response::RequestVote(resp) => {
+            let kind = if resp.pre_vote {
+                "PreVoteResponse"
+            } else {
+                "VoteResponse"
+            };
+            let verdict = if resp.granted { "granted" } else { "rejected" };
+            format!("{kind} term={} {verdict}", resp.term)
+        }
+    }
+}
+
+/// Entries as `[]`, `2@4`, or a range `2@4..3@9 (6)`.
+fn format_entries(entries: &[Entry]) -> String {
+    match entries {
+        [] => "[]".to_string(),
+        [only] => only.log_id.to_string(),
+        [first, .., last] => format!("{}..{} ({})", first.log_id, last.log_id, entries.len()),
+    }
+}

@@ -1,0 +1,269 @@
+//! Raft's safety properties (§5.2, §5.3, §5.4, Figure 3), checked against a [`Cluster`] after
+//! every step of a test. Each check is incremental so a randomized run can afford it every step.
+//!
+//! - Election safety: at most one leader per term.
+//! - Log matching: an entry is identified by its index and term. Checked inductively: every
+//!   `(index, term)` ever seen on any node maps to one payload and one predecessor term.
+//! - Leader completeness: a node that becomes leader holds every entry committed so far.
+//! - State machine safety: every node's committed prefix and applied sequence agree with one
+//!   global committed log, which never changes.
+//! - Monotonicity: a node's term never decreases, its vote never changes within a term (both
+//!   durable, so across restarts too), its commit index never decreases while it runs.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use crate::core::{Core, Role};
+use crate::types::{Entry, EntryPayload, LogId, LogIndex, NodeId, Term};
+
+use super::Cluster;
+
+/// A broken safety property, described with the values involved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation(pub String);
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// What the checker remembers about one node.
+#[derive(Debug, Clone, Default)]
+struct NodeMemory {
+    term: Term,
+    vote: Option<NodeId>,
+    restarts: u64,
+    commit: LogIndex,
+    /// Log prefix already checked for log matching, and the id of its last entry.
+    matched_len: usize,
+    matched_last: LogId,
+    /// Applied entries already checked.
+    applied_checked: usize,
+}
+
+/// Remembers what the cluster has shown so far and checks each new state against it.
+#[derive(Debug, Clone, Default)]
+pub struct InvariantChecker {
+    /// The leader seen for each term.
+    leaders: BTreeMap<Term, NodeId>,
+    /// Every entry seen on any node: `(index, term)` -> (payload, term of the entry before it).
+    entries: BTreeMap<LogId, (EntryPayload, Term)>,
+    /// The committed log, from index 1, as agreed by every node that committed or applied it.
+    committed: Vec<Entry>,
+    nodes: BTreeMap<NodeId, NodeMemory>,
+}
+
+impl InvariantChecker {
+    /// A checker that has seen nothing yet.
+    pub fn new() -> InvariantChecker {
+        InvariantChecker::default()
+    }
+
+    /// The committed log agreed so far.
+    pub fn committed(&self) -> &[Entry] {
+        &self.committed
+    }
+
+    /// Checks every running node of `cluster`.
+    pub fn check(&mut self, cluster: &Cluster) -> Result<(), Violation> {
+        for (id, node) in &cluster.nodes {
+            let mut memory = self.nodes.remove(id).unwrap_or_default();
+            let result = match &node.core {
+                Some(core) => self.check_node(core, node.restarts, &node.applied, &mut memory),
+                None => Ok(()),
+            };
+            self.nodes.insert(*id, memory);
+            result?;
+        }
+        Ok(())
+    }
+
+    fn check_node(
+        &mut self,
+        core: &Core,
+        restarts: u64,
+        applied: &[Entry],
+        memory: &mut NodeMemory,
+    ) -> Result<(), Violation> {
+        let id = core.id();
+        if memory.restarts != restarts {
+            // A new incarnation: volatile state starts over; durable state must not have moved back.
+            *memory = NodeMemory {
+                term: memory.term,
+                vote: memory.vote,
+                restarts,
+                ..Default::default()
+            };
+        }
+        self.check_hard_state(core, memory)?;
+        if core.commit_index() < memory.commit {
+            return violation(format!(
+                "node {id}: commit went back from {} to {}",
+                memory.commit,
+                core.commit_index()
+            ));
+        }
+        memory.commit = core.commit_index();
+        self.check_log_matching(core, memory)?;
+        self.check_committed(core)?;
+        self.check_leader(core)?;
+        self.check_applied(id, applied, memory)
+    }
+
+    fn check_hard_state(&self, core: &Core, memory: &mut NodeMemory) -> Result<(), Violation> {
+        let id = core.id();
+        let hard_state = core.hard_state();
+        if hard_state.term < memory.term {
+            return violation(format!(
+                "node {id}: term went back from {} to {}",
+                memory.term, hard_state.term
+            ));
+        }
+        if hard_state.term == memory.term
+            && memory.vote.is_some()
+            && hard_state.voted_for != memory.vote
+        {
+            return violation(format!(
+                "node {id}: vote in term {} changed from {:?} to {:?}",
+                hard_state.term, memory.vote, hard_state.voted_for
+            ));
+        }
+        memory.term = hard_state.term;
+        memory.vote = hard_state.voted_for;
+        Ok(())
+    }
+
+    /// Log matching, inductively: each `(index, term)` has one payload and one predecessor term.
+    fn check_log_matching(
+        &mut self,
+        core: &Core,
+        memory: &mut NodeMemory,
+    ) -> Result<(), Violation> {
+        let log = core.entries();
+        let unchanged_prefix = memory.matched_len <= log.len()
+            && (memory.matched_len == 0
+                || log[memory.matched_len - 1].log_id == memory.matched_last);
+        let start = if unchanged_prefix {
+            memory.matched_len
+        } else {
+            0
+        };
+        for position in start..log.len() {
+            let entry = &log[position];
+            let prev_term = if position == 0 {
+                Term(0)
+            } else {
+                log[position - 1].log_id.term
+            };
+            match self.entries.get(&entry.log_id) {
+                Some((payload, seen_prev))
+                    if *payload != entry.payload || *seen_prev != prev_term =>
+                {
+                    return violation(format!(
+                        "log matching: node {} holds {} with a different payload or predecessor \
+                         term ({prev_term}, seen {seen_prev}) than another node",
+                        core.id(),
+                        entry.log_id
+                    ));
+                }
+                Some(_) => {}
+                None => {
+                    self.entries
+                        .insert(entry.log_id, (entry.payload.clone(), prev_term));
+                }
+            }
+        }
+        memory.matched_len = log.len();
+        memory.matched_last = log.last().map(|entry| entry.log_id).unwrap_or_default();
+        Ok(())
+    }
+
+    /// The node's committed prefix agrees with (and may extend) the global committed log.
+    fn check_committed(&mut self, core: &Core) -> Result<(), Violation> {
+        let commit = core.commit_index().0 as usize;
+        let log = core.entries();
+        if commit > log.len() {
+            return violation(format!(
+                "node {}: commit {commit} beyond its log ({})",
+                core.id(),
+                log.len()
+            ));
+        }
+        let known = self.committed.len().min(commit);
+        // Only the boundary entry needs comparing: log matching covers the prefix before it.
+        if known > 0 && log[known - 1] != self.committed[known - 1] {
+            return violation(format!(
+                "state machine safety: node {} committed {} at index {known}, others {}",
+                core.id(),
+                log[known - 1].log_id,
+                self.committed[known - 1].log_id
+            ));
+        }
+        if commit > self.committed.len() {
+            self.committed
+                .extend_from_slice(&log[self.committed.len()..commit]);
+        }
+        Ok(())
+    }
+
+    /// At most one leader per term; a new leader holds every committed entry.
+    fn check_leader(&mut self, core: &Core) -> Result<(), Violation> {
+        if core.role() != Role::Leader {
+            return Ok(());
+        }
+        let (id, term) = (core.id(), core.term());
+        match self.leaders.get(&term) {
+            Some(leader) if *leader != id => violation(format!(
+                "election safety: nodes {leader} and {id} both lead term {term}"
+            )),
+            Some(_) => Ok(()),
+            None => {
+                self.leaders.insert(term, id);
+                let log = core.entries();
+                let complete = self.committed.len() <= log.len()
+                    && self
+                        .committed
+                        .last()
+                        .is_none_or(|last| log[self.committed.len() - 1] == *last);
+                if complete {
+                    Ok(())
+                } else {
+                    violation(format!(
+                        "leader completeness: node {id} leads term {term} without committed entry {}",
+                        self.committed.last().map(|e| e.log_id).unwrap_or_default()
+                    ))
+                }
+            }
+        }
+    }
+
+    /// Applied entries are a prefix of the committed log.
+    fn check_applied(
+        &mut self,
+        id: NodeId,
+        applied: &[Entry],
+        memory: &mut NodeMemory,
+    ) -> Result<(), Violation> {
+        for (position, entry) in applied.iter().enumerate().skip(memory.applied_checked) {
+            match self.committed.get(position) {
+                Some(committed) if committed != entry => {
+                    return violation(format!(
+                        "state machine safety: node {id} applied {} at index {}, committed is {}",
+                        entry.log_id,
+                        position + 1,
+                        committed.log_id
+                    ));
+                }
+                Some(_) => {}
+                None => self.committed.push(entry.clone()),
+            }
+        }
+        memory.applied_checked = applied.len();
+        Ok(())
+    }
+}
+
+fn violation(message: String) -> Result<(), Violation> {
+    Err(Violation(message))
+}

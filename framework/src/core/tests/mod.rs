@@ -1,0 +1,4 @@
+//! Tests of the protocol core: unit tests of each rule (exact actions for one input), golden
+//! scripts over an in-memory cluster, and a seeded randomized property test.
+
+mod smoke;

@@ -1,0 +1,101 @@
+//! The wire messages peers exchange (Raft §5, Figure 2), serde-derived so any transport can carry
+//! them. Every RPC request gets exactly one response.
+
+use serde::{Deserialize, Serialize};
+
+use crate::types::{Entry, LogId, LogIndex, NodeId, Term};
+
+/// An RPC request from one node to another.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Request {
+    /// Replicate entries, or a heartbeat when `entries` is empty (§5.3).
+    AppendEntries(AppendEntriesRequest),
+    /// Ask for a vote, or a pre-vote (§5.2, thesis §9.6).
+    RequestVote(VoteRequest),
+}
+
+/// The response to a [`Request`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Response {
+    /// Answers [`Request::AppendEntries`].
+    AppendEntries(AppendEntriesResponse),
+    /// Answers [`Request::RequestVote`].
+    RequestVote(VoteResponse),
+}
+
+/// AppendEntries (§5.3): the leader's log from `prev_log_id` on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppendEntriesRequest {
+    /// The leader's term.
+    pub term: Term,
+    /// The leader, so followers can redirect clients.
+    pub leader_id: NodeId,
+    /// The entry immediately before `entries`; the follower must hold it to accept.
+    pub prev_log_id: LogId,
+    /// Entries to store, contiguous from `prev_log_id.index + 1`; empty for a heartbeat.
+    pub entries: Vec<Entry>,
+    /// The leader's commit index, capped at what this follower is known to match.
+    pub leader_commit: LogIndex,
+}
+
+/// The follower's answer to AppendEntries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppendEntriesResponse {
+    /// The responder's current term, for the leader to update itself (§5.1).
+    pub term: Term,
+    /// What happened.
+    pub outcome: AppendOutcome,
+}
+
+/// What a follower did with an AppendEntries request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AppendOutcome {
+    /// The follower's log matches the leader's, durably, up to `match_index`.
+    Success {
+        /// Highest index known to match the leader's log and persisted on the follower.
+        match_index: LogIndex,
+    },
+    /// The follower does not hold `prev_log_id`; `hint` says where the leader should retry.
+    Conflict {
+        /// The `prev_log_id.index` of the rejected request.
+        rejected_index: LogIndex,
+        /// Where the logs may start to differ, so the leader backs up a term at a time.
+        hint: ConflictHint,
+    },
+    /// The request's term is older than the follower's: the sender is not the leader any more.
+    StaleTerm,
+}
+
+/// A rejecting follower's summary of its log near the rejected position (§5.3, the optimisation
+/// at the end of the section): the leader backs up one term per round trip, not one entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConflictHint {
+    /// The term of the follower's entry at the rejected index, or `None` if its log is shorter.
+    pub conflict_term: Option<Term>,
+    /// The first index the follower holds for `conflict_term`, or its last index + 1.
+    pub first_index: LogIndex,
+}
+
+/// RequestVote (§5.2), or a pre-vote (thesis §9.6) when `pre_vote` is set.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VoteRequest {
+    /// The candidate's term; for a pre-vote, the term it would campaign in (not yet adopted).
+    pub term: Term,
+    /// The node asking for the vote.
+    pub candidate_id: NodeId,
+    /// The candidate's last log entry, for the up-to-date check (§5.4.1).
+    pub last_log_id: LogId,
+    /// A pre-vote: the voter neither changes its term nor records a vote.
+    pub pre_vote: bool,
+}
+
+/// The answer to a [`VoteRequest`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VoteResponse {
+    /// The voter's term; for a granted pre-vote, the term of the request.
+    pub term: Term,
+    /// Whether the vote (or pre-vote) was granted.
+    pub granted: bool,
+    /// Echoes the request's flag, so a late pre-vote answer is never counted as a vote.
+    pub pre_vote: bool,
+}

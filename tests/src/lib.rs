@@ -1,0 +1,1 @@
+//! Integration tests and their fixtures live here; see `tests/tests/`.
