@@ -55,9 +55,7 @@ impl Core {
         self.append_new_entries(req.entries);
         self.leader_match = self.leader_match.max(matched);
         // Only what is known to match the leader may be committed here (§5.3).
-        if self.log.commit_to(req.leader_commit.min(matched)) {
-            self.maybe_apply();
-        }
+        self.log.commit_to(req.leader_commit.min(matched));
         self.pending_acks.push_back(PendingAck {
             to: from,
             rpc,
@@ -105,7 +103,6 @@ impl Core {
         }
         self.send_durable_acks();
         self.maybe_commit();
-        self.maybe_apply();
     }
 
     /// Sends, in arrival order, every acknowledgement whose entries are now durable.

@@ -163,6 +163,8 @@ impl Core {
             Input::LogPersisted { up_to } => self.handle_log_persisted(up_to),
             Input::Applied { up_to } => self.log.mark_applied(up_to),
         }
+        // Whatever became committed and durable during this step goes to the state machine.
+        self.maybe_apply();
         self.flush_hard_state();
         std::mem::take(&mut self.actions)
     }

@@ -337,10 +337,8 @@ impl Core {
                     .unwrap_or_default()
             }
         });
-        if self.log.term_at(quorum_index) == Some(self.hard_state.term)
-            && self.log.commit_to(quorum_index)
-        {
-            self.maybe_apply();
+        if self.log.term_at(quorum_index) == Some(self.hard_state.term) {
+            self.log.commit_to(quorum_index);
         }
     }
 }
