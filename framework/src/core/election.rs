@@ -144,7 +144,10 @@ impl Core {
             RoleState::Candidate(_) => !resp.pre_vote,
             _ => false,
         };
-        if counts && resp.term == campaign_term {
+        // A granted pre-vote answers in the campaign term; a refusal answers in the voter's own
+        // term, which is usually ours: count both, so a quorum of refusals ends the pre-vote.
+        let in_campaign = resp.term == campaign_term || (!resp.granted && resp.term == term);
+        if counts && in_campaign {
             self.record_vote(from, resp.granted);
         }
     }

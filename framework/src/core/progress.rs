@@ -47,6 +47,9 @@ pub struct Progress {
     pub recent_active: bool,
     /// Unacknowledged messages, oldest first (only in `Replicate`).
     inflight: VecDeque<Inflight>,
+    /// The probe in flight (only in `Probe`): kept so that switching to `Replicate` counts it as
+    /// in flight instead of sending its entries again.
+    probe: Option<Inflight>,
     /// Sum of `inflight` bytes.
     inflight_bytes: u64,
 }
@@ -60,6 +63,7 @@ impl Progress {
             state: ProgressState::Probe { paused: false },
             recent_active: false,
             inflight: VecDeque::new(),
+            probe: None,
             inflight_bytes: 0,
         }
     }
@@ -71,11 +75,18 @@ impl Progress {
         self.clear_inflight();
     }
 
-    /// Start pipelining right after `match_index`.
+    /// Start pipelining right after `match_index`. A probe still in flight beyond it becomes the
+    /// first in-flight message, so its entries are not sent twice.
     pub fn become_replicate(&mut self) {
+        let probe = self.probe.take();
         self.next_index = self.match_index.next();
         self.state = ProgressState::Replicate;
         self.clear_inflight();
+        if let Some(probe) = probe.filter(|probe| probe.last_index > self.match_index) {
+            self.inflight.push_back(probe);
+            self.inflight_bytes = probe.bytes;
+            self.next_index = probe.last_index.next();
+        }
     }
 
     /// Records an acknowledgement up to `match_index`. Returns whether it moved forward.
@@ -109,7 +120,14 @@ impl Progress {
     /// Records a message carrying entries up to `last_index`.
     pub fn record_sent(&mut self, last_index: LogIndex, bytes: u64, now_tick: u64) {
         match self.state {
-            ProgressState::Probe { .. } => self.state = ProgressState::Probe { paused: true },
+            ProgressState::Probe { .. } => {
+                self.state = ProgressState::Probe { paused: true };
+                self.probe = Some(Inflight {
+                    last_index,
+                    bytes,
+                    sent_at_tick: now_tick,
+                });
+            }
             ProgressState::Replicate => {
                 self.inflight.push_back(Inflight {
                     last_index,
@@ -133,6 +151,7 @@ impl Progress {
     fn clear_inflight(&mut self) {
         self.inflight.clear();
         self.inflight_bytes = 0;
+        self.probe = None;
     }
 }
 

@@ -1,6 +1,7 @@
 //! Tests of the protocol core: unit tests of each rule (exact actions for one input), golden
 //! scripts over an in-memory cluster, and a seeded randomized property test.
 
+mod golden;
 mod rules_election;
 mod rules_replication;
 mod smoke;

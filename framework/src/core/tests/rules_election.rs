@@ -305,3 +305,16 @@ fn single_voter_elects_itself_and_commits_on_its_own_write() {
         }]
     );
 }
+
+#[test]
+fn a_quorum_of_same_term_pre_vote_refusals_ends_the_pre_vote() {
+    // Regression: refusals carry the voter's own term (ours), not the campaign term; they must
+    // still count, or the node lingers as a pre-candidate with no leader.
+    let mut core = core_with(1, 3, 1, &[], fixed_config());
+    tick_until_action(&mut core);
+    assert_eq!(core.role(), Role::PreCandidate);
+    assert!(core.step(vote_response(2, 1, false, true)).is_empty());
+    assert!(core.step(vote_response(3, 1, false, true)).is_empty());
+    assert_eq!(core.role(), Role::Follower);
+    assert_eq!(core.term(), Term(1));
+}

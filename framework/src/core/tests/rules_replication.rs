@@ -376,3 +376,33 @@ fn overwritten_proposal_is_answered_dropped() {
         "{actions:?}"
     );
 }
+
+#[test]
+fn a_probe_in_flight_is_not_sent_again_when_replication_starts() {
+    // Node 2 acknowledged the blank entry; a new leader term probes it with entry 3 in flight.
+    let config = Config {
+        pre_vote: false,
+        ..fixed_config()
+    };
+    let mut core = core_with(1, 2, 1, &[1], config);
+    tick_until_action(&mut core);
+    let actions = core.step(vote_response(2, 2, true, false));
+    let probe = appends_sent(&actions);
+    assert_eq!(probe.len(), 1);
+    assert_eq!(probe[0].1.prev_log_id, log_id(1, 2));
+    // A heartbeat-style acknowledgement at the probe's prev index arrives first: the follower
+    // matches up to 2, so replication starts; entry 2@3 is already on its way.
+    let actions = core.step(append_response(2, 2, success(2)));
+    assert!(
+        appends_sent(&actions).is_empty(),
+        "2@3 sent twice: {actions:?}"
+    );
+    let actions = core.step(propose(1, "next"));
+    let sent = appends_sent(&actions);
+    assert_eq!(sent.len(), 1);
+    assert_eq!(
+        sent[0].1.prev_log_id,
+        log_id(2, 3),
+        "pipelining continues after the probe"
+    );
+}
