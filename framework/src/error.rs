@@ -15,8 +15,8 @@ pub enum ProposeError {
         /// The current leader, if known.
         leader: Option<NodeId>,
     },
-    /// The proposal was appended by this node as leader, but a newer leader overwrote the entry
-    /// before it committed.
+    /// The proposal was appended by this node as leader, but another entry was committed at its
+    /// index (a newer leader overwrote it): it was not applied and never will be.
     #[error("proposal overwritten by a newer leader (leader: {})", display_leader(.leader))]
     Dropped {
         /// The current leader, if known.

@@ -45,7 +45,10 @@ impl Core {
     fn become_candidate(&mut self) {
         let term = self.hard_state.term.next();
         self.update_term(term);
+        // NB: update_term may already have emitted `SaveHardState` (flushing held acks), so the
+        // vote must mark the hard state dirty again (contract 1).
         self.hard_state.voted_for = Some(self.id);
+        self.hard_state_dirty = true;
         self.role = RoleState::Candidate(Votes::default());
         self.reset_election_timer();
         self.request_votes(term, false);

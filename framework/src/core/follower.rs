@@ -5,7 +5,7 @@ use crate::error::ProposeError;
 use crate::message::{
     AppendEntriesRequest, AppendEntriesResponse, AppendOutcome, ConflictHint, Response,
 };
-use crate::types::{Entry, LogId, LogIndex, NodeId, RpcId};
+use crate::types::{Entry, LogId, LogIndex, NodeId, RpcId, Term};
 
 use super::io::Action;
 use super::node::{Core, PendingAck, RoleState};
@@ -76,7 +76,6 @@ impl Core {
         if from <= self.log.last_index() {
             self.log.truncate_from(from);
             self.push(Action::TruncateLog { from });
-            self.drop_clients_from(from);
             self.reload_membership();
         }
         self.log.append(&new_entries);
@@ -84,17 +83,6 @@ impl Core {
         self.push(Action::AppendLog {
             entries: new_entries,
         });
-    }
-
-    /// Answers clients whose entries at `from` and above were overwritten: never applied.
-    fn drop_clients_from(&mut self, from: LogIndex) {
-        let dropped = self.clients.split_off(&from);
-        let error = ProposeError::Dropped {
-            leader: self.leader,
-        };
-        for (_, (_, request)) in dropped {
-            self.push(Action::Reject { request, error });
-        }
     }
 
     pub(super) fn handle_log_persisted(&mut self, up_to: LogId) {
@@ -156,17 +144,18 @@ impl Core {
     }
 
     /// Hands committed, durable entries to the state machine, with the clients waiting on them.
+    /// A client whose index now holds another term's entry is told `Dropped`: a different entry
+    /// is committed there, so its own never can be.
     pub(super) fn maybe_apply(&mut self) {
         let entries = self.log.take_applicable();
         let Some(last) = entries.last().map(|entry| entry.log_id.index) else {
             return;
         };
-        let rest = self.clients.split_off(&last.next());
+        let rest = self.clients.split_off(&(last.next(), Term(0)));
         let waiting = std::mem::replace(&mut self.clients, rest);
         let mut clients = Vec::new();
-        for (index, (term, request)) in waiting {
-            let held = self.log.term_at(index) == Some(term);
-            if held {
+        for ((index, term), request) in waiting {
+            if self.log.term_at(index) == Some(term) {
                 clients.push((index, request));
             } else {
                 let error = ProposeError::Dropped {

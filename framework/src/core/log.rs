@@ -7,15 +7,31 @@
 //!  1 ............................ persisted ..... (persisted may lag on a follower)
 //! ```
 
+use std::collections::VecDeque;
+
 use crate::types::{Entry, LogId, LogIndex, Term};
+
+/// A log write handed to storage and not yet reported durable. Storage completes writes in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum IssuedWrite {
+    /// Entries ending at this id.
+    Append(LogId),
+    /// Removal of every entry from this index on.
+    Truncate(LogIndex),
+}
 
 /// The log's entries and positions.
 #[derive(Debug, Clone, Default)]
 pub struct RaftLog {
     /// `entries[i]` has index `i + 1`. Invariant: contiguous, terms never decrease.
     entries: Vec<Entry>,
-    /// Entries up to here are durable in storage. Invariant: `persisted <= last_index`.
+    /// Entries up to here are durable in storage *and* identical to the in-memory entries.
+    /// Invariant: `persisted <= last_index`.
     persisted: LogIndex,
+    /// Writes issued and not yet reported durable, oldest first. A completion is matched against
+    /// this queue, not against the log as it is now: an entry can be truncated and the same id
+    /// appended again (A-B-A) while the truncation is still queued behind the first write.
+    issued: VecDeque<IssuedWrite>,
     /// Highest index known committed (§5.3). Invariant: `commit_index <= last_index`, never
     /// decreases.
     commit_index: LogIndex,
@@ -34,6 +50,7 @@ impl RaftLog {
         RaftLog {
             entries,
             persisted,
+            issued: VecDeque::new(),
             commit_index,
             applying: last_applied,
             last_applied,
@@ -145,6 +162,9 @@ impl RaftLog {
             );
             self.entries.push(entry.clone());
         }
+        if let Some(last) = entries.last() {
+            self.issued.push_back(IssuedWrite::Append(last.log_id));
+        }
     }
 
     /// Removes every entry at `from` and above. Contract 5: never a committed entry.
@@ -156,6 +176,7 @@ impl RaftLog {
         );
         self.entries.truncate((from.0.max(1) - 1) as usize);
         self.persisted = self.persisted.min(from.prev());
+        self.issued.push_back(IssuedWrite::Truncate(from));
     }
 
     /// Highest durable index.
@@ -163,12 +184,29 @@ impl RaftLog {
         self.persisted
     }
 
-    /// Records that storage holds everything up to `up_to`. Returns whether that moved
-    /// `persisted` forward; a report for an entry no longer in the log is stale and ignored.
+    /// Records that storage completed every write issued up to the append ending at `up_to`.
+    /// Returns whether that moved `persisted` forward. A report matching no issued append is
+    /// stale and ignored.
+    ///
+    /// After that append, disk and memory agree up to `up_to.index` — except from the first index
+    /// a later, still-queued truncation removes: memory may have moved on there (possibly to an
+    /// entry with the same id) while disk has not yet.
     pub fn mark_persisted(&mut self, up_to: LogId) -> bool {
-        let held = self.log_id_at(up_to.index) == Some(up_to);
-        if held && up_to.index > self.persisted {
-            self.persisted = up_to.index;
+        let Some(position) = self
+            .issued
+            .iter()
+            .position(|write| *write == IssuedWrite::Append(up_to))
+        else {
+            return false;
+        };
+        self.issued.drain(..=position);
+        let still_truncating = self.issued.iter().filter_map(|write| match write {
+            IssuedWrite::Truncate(from) => Some(from.prev()),
+            IssuedWrite::Append(_) => None,
+        });
+        let durable = still_truncating.fold(up_to.index, LogIndex::min);
+        if durable > self.persisted {
+            self.persisted = durable;
             return true;
         }
         false
@@ -225,6 +263,13 @@ mod tests {
     use super::*;
     use crate::types::EntryPayload;
 
+    fn blank(term: u64, index: u64) -> Entry {
+        Entry {
+            log_id: LogId::new(Term(term), LogIndex(index)),
+            payload: EntryPayload::Blank,
+        }
+    }
+
     fn log_of(terms: &[u64]) -> RaftLog {
         let entries = terms
             .iter()
@@ -267,17 +312,37 @@ mod tests {
         assert_eq!(log.persisted(), LogIndex(1));
         assert!(
             !log.mark_persisted(LogId::new(Term(1), LogIndex(3))),
-            "index 3 is gone"
+            "no append ending at 1@3 was issued"
         );
-        log.append(&[Entry {
-            log_id: LogId::new(Term(2), LogIndex(2)),
-            payload: EntryPayload::Blank,
-        }]);
-        assert!(
-            !log.mark_persisted(LogId::new(Term(1), LogIndex(2))),
-            "old term at index 2"
-        );
+        log.append(&[blank(2, 2)]);
+        assert!(!log.mark_persisted(LogId::new(Term(1), LogIndex(2))));
         assert!(log.mark_persisted(LogId::new(Term(2), LogIndex(2))));
+    }
+
+    #[test]
+    fn a_re_appended_id_is_not_durable_until_its_own_write_completes() {
+        // 2@3 appended, replaced by 3@3, then 2@3 appended again (A-B-A) before any completion.
+        let mut log = log_of(&[1, 1]);
+        log.append(&[blank(2, 3)]);
+        log.truncate_from(LogIndex(3));
+        log.append(&[blank(3, 3)]);
+        log.truncate_from(LogIndex(3));
+        log.append(&[blank(2, 3)]);
+        assert!(
+            !log.mark_persisted(LogId::new(Term(2), LogIndex(3))),
+            "the first write only"
+        );
+        assert_eq!(
+            log.persisted(),
+            LogIndex(2),
+            "queued truncations still cover index 3"
+        );
+        assert!(!log.mark_persisted(LogId::new(Term(3), LogIndex(3))));
+        assert!(
+            log.mark_persisted(LogId::new(Term(2), LogIndex(3))),
+            "the second write"
+        );
+        assert_eq!(log.persisted(), LogIndex(3));
     }
 
     #[test]

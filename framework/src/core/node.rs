@@ -89,8 +89,11 @@ pub struct Core {
     pub(super) leader_match: LogIndex,
     /// Follower: acknowledgements waiting for durability, in arrival order.
     pub(super) pending_acks: VecDeque<PendingAck>,
-    /// Clients waiting for entries this node appended as leader: index -> (term, request).
-    pub(super) clients: BTreeMap<LogIndex, (Term, RequestId)>,
+    /// Clients waiting for entries this node appended as leader, by the entry's (index, term).
+    /// A client is answered when its index is applied: with the result if the entry there has its
+    /// term, `Dropped` if another entry was committed there. NB: not on truncation — an entry
+    /// removed here may still be on other nodes and commit.
+    pub(super) clients: BTreeMap<(LogIndex, Term), RequestId>,
     /// Actions produced by the current `step`.
     pub(super) actions: Vec<Action>,
 }
