@@ -46,3 +46,4 @@ mod tests;
 pub use io::{Action, HardState, Input, Proposal, Recovered};
 pub use node::{Core, Role};
 pub use progress::ProgressState;
+pub use rng::SeededRng;

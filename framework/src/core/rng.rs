@@ -22,6 +22,11 @@ impl SeededRng {
         z ^ (z >> 31)
     }
 
+    /// True with probability `probability` (0.0 never, 1.0 always).
+    pub fn chance(&mut self, probability: f64) -> bool {
+        probability > 0.0 && (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64 <= probability
+    }
+
     /// A value in `[low, high)`; `low` when the range is empty.
     pub fn in_range(&mut self, low: u64, high: u64) -> u64 {
         if high <= low {
