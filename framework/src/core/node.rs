@@ -139,7 +139,7 @@ impl Core {
             election_elapsed: 0,
             election_timeout: 0,
             now_tick: 0,
-            rng: SeededRng::new(seed ^ id.0.wrapping_mul(0x9E37_79B9_7F4A_7C15)),
+            rng: SeededRng::for_node(seed, id.0),
             leader_match: LogIndex(0),
             pending_acks: VecDeque::new(),
             clients: BTreeMap::new(),

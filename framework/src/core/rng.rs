@@ -13,6 +13,15 @@ impl SeededRng {
         SeededRng { state: seed }
     }
 
+    /// A generator for one node of a cluster seeded with `seed`. The node id is mixed into the
+    /// seed through the generator's output function, not added to its state: SplitMix64 steps
+    /// its state by a constant, so states that differ by a multiple of it would give nodes
+    /// shifted copies of one sequence — correlated election timeouts that split votes forever.
+    pub fn for_node(seed: u64, node: u64) -> SeededRng {
+        let mixed_seed = SeededRng::new(seed).next_u64();
+        SeededRng::new(SeededRng::new(mixed_seed ^ node).next_u64())
+    }
+
     /// The next 64 random bits.
     pub fn next_u64(&mut self) -> u64 {
         self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
@@ -46,6 +55,31 @@ mod tests {
         let mut b = SeededRng::new(7);
         for _ in 0..100 {
             assert_eq!(a.next_u64(), b.next_u64());
+        }
+    }
+
+    #[test]
+    fn nodes_of_one_seed_draw_unrelated_sequences() {
+        // Regression: with `seed ^ id * GOLDEN_GAMMA`, node 3's draws were node 2's shifted by one.
+        for seed in [0, 19, 42] {
+            let draws = |node| {
+                let mut rng = SeededRng::for_node(seed, node);
+                (0..64).map(|_| rng.in_range(15, 30)).collect::<Vec<_>>()
+            };
+            let sequences: Vec<Vec<u64>> = (1..=7).map(draws).collect();
+            for (a, first) in sequences.iter().enumerate() {
+                for (b, second) in sequences.iter().enumerate().filter(|(b, _)| *b != a) {
+                    for shift in 0..8 {
+                        assert_ne!(
+                            first[shift..shift + 48],
+                            second[..48],
+                            "seed {seed}: node {}'s draws are node {}'s shifted by {shift}",
+                            b + 1,
+                            a + 1
+                        );
+                    }
+                }
+            }
         }
     }
 
