@@ -4,7 +4,11 @@
 //! - Election safety: at most one leader per term.
 //! - Log matching: an entry is identified by its index and term. Checked inductively: every
 //!   `(index, term)` ever seen on any node maps to one payload and one predecessor term.
-//! - Leader completeness: a node that becomes leader holds every entry committed so far.
+//! - Leader completeness (§5.4.3): an entry committed in term T is in the log of every leader
+//!   of a term after T. The checker does not see in which term an entry was committed, only
+//!   the term of the first node it saw committing (or applying) it — an upper bound — so it
+//!   checks the leaders of terms beyond that. (A leader of an older term can still win on
+//!   delayed votes after a later term committed entries it lacks: that is legal.)
 //! - State machine safety: every node's committed prefix and applied sequence agree with one
 //!   global committed log, which never changes.
 //! - Monotonicity: a node's term never decreases, its vote never changes within a term (both
@@ -51,6 +55,9 @@ pub struct InvariantChecker {
     entries: BTreeMap<LogId, (EntryPayload, Term)>,
     /// The committed log, from index 1, as agreed by every node that committed or applied it.
     committed: Vec<Entry>,
+    /// For each committed entry, the term of the node that first showed it committed: the
+    /// entry was committed in that term or earlier.
+    committed_seen_in: Vec<Term>,
     nodes: BTreeMap<NodeId, NodeMemory>,
 }
 
@@ -108,7 +115,7 @@ impl InvariantChecker {
         self.check_log_matching(core, memory)?;
         self.check_committed(core)?;
         self.check_leader(core)?;
-        self.check_applied(id, applied, memory)
+        self.check_applied(core, applied, memory)
     }
 
     fn check_hard_state(&self, core: &Core, memory: &mut NodeMemory) -> Result<(), Violation> {
@@ -201,13 +208,16 @@ impl InvariantChecker {
             ));
         }
         if commit > self.committed.len() {
+            let new = commit - self.committed.len();
             self.committed
                 .extend_from_slice(&log[self.committed.len()..commit]);
+            self.committed_seen_in
+                .extend(std::iter::repeat_n(core.term(), new));
         }
         Ok(())
     }
 
-    /// At most one leader per term; a new leader holds every committed entry.
+    /// At most one leader per term; a new leader holds every entry committed in earlier terms.
     fn check_leader(&mut self, core: &Core) -> Result<(), Violation> {
         if core.role() != Role::Leader {
             return Ok(());
@@ -220,18 +230,18 @@ impl InvariantChecker {
             Some(_) => Ok(()),
             None => {
                 self.leaders.insert(term, id);
-                let log = core.entries();
-                let complete = self.committed.len() <= log.len()
-                    && self
-                        .committed
-                        .last()
-                        .is_none_or(|last| log[self.committed.len() - 1] == *last);
-                if complete {
+                // The last entry surely committed before this term; log matching covers the rest.
+                let required = self.committed_seen_in.iter().rposition(|seen| *seen < term);
+                let Some(position) = required else {
+                    return Ok(());
+                };
+                let held = core.entries().get(position) == Some(&self.committed[position]);
+                if held {
                     Ok(())
                 } else {
                     violation(format!(
                         "leader completeness: node {id} leads term {term} without committed entry {}",
-                        self.committed.last().map(|e| e.log_id).unwrap_or_default()
+                        self.committed[position].log_id
                     ))
                 }
             }
@@ -241,10 +251,11 @@ impl InvariantChecker {
     /// Applied entries are a prefix of the committed log.
     fn check_applied(
         &mut self,
-        id: NodeId,
+        core: &Core,
         applied: &[Entry],
         memory: &mut NodeMemory,
     ) -> Result<(), Violation> {
+        let id = core.id();
         for (position, entry) in applied.iter().enumerate().skip(memory.applied_checked) {
             match self.committed.get(position) {
                 Some(committed) if committed != entry => {
@@ -256,7 +267,10 @@ impl InvariantChecker {
                     ));
                 }
                 Some(_) => {}
-                None => self.committed.push(entry.clone()),
+                None => {
+                    self.committed.push(entry.clone());
+                    self.committed_seen_in.push(core.term());
+                }
             }
         }
         memory.applied_checked = applied.len();

@@ -2,6 +2,7 @@
 //! scripts over an in-memory cluster, and a seeded randomized property test.
 
 mod golden;
+mod property;
 mod rules_election;
 mod rules_replication;
 mod smoke;
