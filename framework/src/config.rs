@@ -32,6 +32,16 @@ pub struct Config {
     pub max_inflight_messages: u64,
     /// Most unacknowledged payload bytes in flight to one follower.
     pub max_inflight_bytes: u64,
+    /// How long an outgoing RPC may take before it counts as lost (node actor only).
+    pub rpc_timeout: Duration,
+    /// How long `client_write` waits for an answer before it returns `Timeout`.
+    pub client_timeout: Duration,
+    /// A write on a follower is forwarded to the leader (on by default); off, the caller gets
+    /// `NotLeader { leader }` and retries there itself.
+    pub forward_writes: bool,
+    /// Seed for the election timer's randomness; `None` picks one per start. Set it for
+    /// reproducible tests.
+    pub seed: Option<u64>,
 }
 
 impl Default for Config {
@@ -47,6 +57,10 @@ impl Default for Config {
             max_payload_bytes_per_message: 1 << 20,
             max_inflight_messages: 64,
             max_inflight_bytes: 16 << 20,
+            rpc_timeout: Duration::from_millis(500),
+            client_timeout: Duration::from_secs(5),
+            forward_writes: true,
+            seed: None,
         }
     }
 }
@@ -57,6 +71,9 @@ pub enum ConfigError {
     /// `tick_interval` is zero.
     #[error("tick_interval must be greater than zero")]
     ZeroTick,
+    /// `rpc_timeout` or `client_timeout` is zero.
+    #[error("rpc_timeout and client_timeout must be greater than zero")]
+    ZeroTimeout,
     /// The election timeout range is empty or starts at zero.
     #[error("election timeout range [{min}, {max}) ticks is empty or starts at zero")]
     ElectionTimeoutRange {
@@ -86,6 +103,9 @@ impl Config {
     pub fn validate(self) -> Result<Config, ConfigError> {
         if self.tick_interval.is_zero() {
             return Err(ConfigError::ZeroTick);
+        }
+        if self.rpc_timeout.is_zero() || self.client_timeout.is_zero() {
+            return Err(ConfigError::ZeroTimeout);
         }
         let (min, max) = (
             self.election_timeout_min_ticks,

@@ -59,3 +59,87 @@ pub enum RecoveryError {
         last: crate::types::LogIndex,
     },
 }
+
+/// The node stopped because it can no longer keep its promises (storage or state machine
+/// failure). Not retryable on this node.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum Fatal {
+    /// Storage failed.
+    #[error(transparent)]
+    Storage(#[from] crate::storage::StorageError),
+    /// The state machine failed.
+    #[error(transparent)]
+    StateMachine(#[from] crate::state_machine::StateMachineError),
+    /// A committed entry could not be decoded by this node's state machine type.
+    #[error("entry {index} does not decode as a command: {message}")]
+    Undecodable {
+        /// The entry's index.
+        index: crate::types::LogIndex,
+        /// The decoder's message.
+        message: String,
+    },
+}
+
+/// Why `Raft::client_write` did not return a response.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ClientWriteError {
+    /// Not the leader, and forwarding is off (or the leader is unknown). Retry on `leader`.
+    #[error("not the leader (leader: {})", display_leader(.leader))]
+    NotLeader {
+        /// The leader this node knows of.
+        leader: Option<NodeId>,
+    },
+    /// The write was appended but overwritten by a newer leader: it was not applied. Safe to
+    /// retry.
+    #[error("write overwritten by a newer leader (leader: {})", display_leader(.leader))]
+    Dropped {
+        /// The leader this node knows of.
+        leader: Option<NodeId>,
+    },
+    /// No answer within the client timeout. The write may or may not be applied.
+    #[error("client write timed out; it may or may not have been applied")]
+    Timeout,
+    /// The node is shutting down.
+    #[error("the node is shutting down")]
+    ShuttingDown,
+    /// Forwarding to the leader failed in transit. The write may or may not be applied.
+    #[error("forwarding to the leader failed: {0}")]
+    Forward(#[from] crate::network::NetworkError),
+    /// The command or its response could not be (de)serialized.
+    #[error("codec error: {0}")]
+    Codec(String),
+    /// The node stopped on a fatal error.
+    #[error("node stopped: {0}")]
+    Fatal(#[from] Fatal),
+    /// The leader reported a failure while handling a forwarded write.
+    #[error("the leader failed the write: {0}")]
+    Remote(String),
+}
+
+/// Why a node could not start.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum StartError {
+    /// The recovered state or the config is invalid.
+    #[error(transparent)]
+    Recovery(#[from] RecoveryError),
+    /// Storage could not be read.
+    #[error(transparent)]
+    Storage(#[from] crate::storage::StorageError),
+    /// The state machine could not report its applied index.
+    #[error(transparent)]
+    StateMachine(#[from] crate::state_machine::StateMachineError),
+    /// The actor system could not be started.
+    #[error("could not start the node's runtime: {0}")]
+    Runtime(String),
+}
+
+/// A wait on the metrics did not see its condition in time.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum WaitError {
+    /// The timeout passed first.
+    #[error("timed out after {0:?} waiting for {1}")]
+    Timeout(std::time::Duration, String),
+    /// The node stopped.
+    #[error("the node stopped while waiting for {0}")]
+    Stopped(String),
+}

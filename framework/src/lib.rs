@@ -12,14 +12,27 @@
 //! This release contains the protocol core: elections with PreVote and CheckQuorum, pipelined
 //! replication with conflict hints, commitment, and the types and messages it speaks.
 
+pub mod actor;
+pub mod codec;
 pub mod config;
 pub mod core;
 pub mod error;
 pub mod membership;
 pub mod message;
+pub mod metrics;
+pub mod network;
+mod raft;
+mod runtime;
+pub mod state_machine;
+pub mod storage;
 pub mod types;
 
 pub use config::{Config, ConfigError};
-pub use error::{ProposeError, RecoveryError};
+pub use error::{ClientWriteError, Fatal, ProposeError, RecoveryError, StartError, WaitError};
 pub use membership::Membership;
+pub use metrics::{RaftMetrics, Wait};
+pub use network::{InProcessNetwork, Network, NetworkError, RaftRpc, Router, Unreliable};
+pub use raft::Raft;
+pub use state_machine::{Snapshot, StateMachine, StateMachineError};
+pub use storage::{LogStorage, MemStorage, StorageError, StoredState};
 pub use types::{Entry, EntryPayload, LogId, LogIndex, NodeId, RequestId, RpcId, Term};

@@ -99,3 +99,33 @@ pub struct VoteResponse {
     /// Echoes the request's flag, so a late pre-vote answer is never counted as a vote.
     pub pre_vote: bool,
 }
+
+/// A client write forwarded by a follower to the leader: the command, already serialized.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ForwardRequest {
+    /// The bincode-encoded command.
+    pub command: Vec<u8>,
+}
+
+/// The leader's answer to a [`ForwardRequest`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ForwardResponse {
+    /// Applied; the bincode-encoded response of the state machine.
+    Applied(Vec<u8>),
+    /// The receiver is not the leader (any more).
+    NotLeader {
+        /// The leader it knows of.
+        leader: Option<NodeId>,
+    },
+    /// Accepted, then overwritten by a newer leader: not applied.
+    Dropped {
+        /// The leader it knows of.
+        leader: Option<NodeId>,
+    },
+    /// Not answered in time: the write may or may not be applied.
+    Timeout,
+    /// The receiver is shutting down.
+    ShuttingDown,
+    /// The receiver failed (a fatal error, or an undecodable command).
+    Failed(String),
+}

@@ -1,0 +1,57 @@
+//! The actor's mailbox: what the handle, transports and IO workers send to a node.
+
+use actix::Message;
+use tokio::sync::oneshot;
+
+use crate::error::{ClientWriteError, Fatal};
+use crate::message::{Request, Response};
+use crate::storage::StorageError;
+use crate::types::{LogId, LogIndex, NodeId};
+
+/// A client write from the handle: the serialized command and where to send the answer.
+pub(crate) struct ClientWrite<R> {
+    pub command: Vec<u8>,
+    pub tx: oneshot::Sender<Result<R, ClientWriteError>>,
+}
+
+impl<R: Send + 'static> Message for ClientWrite<R> {
+    type Result = ();
+}
+
+/// An RPC request from a peer, with the channel its one reply goes to.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct Inbound {
+    pub from: NodeId,
+    pub request: Request,
+    pub tx: oneshot::Sender<Response>,
+}
+
+/// The storage worker finished something.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub(crate) enum StorageDone {
+    /// Term and vote are durable.
+    HardStateSaved,
+    /// `appends` queued appends are durable, the last ending at `up_to`.
+    LogPersisted { up_to: LogId, appends: u64 },
+    /// Storage failed: the node must stop.
+    Failed(StorageError),
+}
+
+/// The apply worker finished something.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub(crate) enum ApplyDone {
+    /// Everything up to this index is applied.
+    Applied(LogIndex),
+    /// The state machine failed: the node must stop.
+    Failed(Fatal),
+}
+
+/// Stop the node gracefully; the sender learns when it has stopped taking work.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct Shutdown {
+    pub tx: oneshot::Sender<()>,
+}

@@ -1,0 +1,26 @@
+//! The node actor: where the sans-IO core meets actix, storage, the network and the state machine.
+//!
+//! ```text
+//!   Raft handle ── ClientWrite ──┐
+//!   transport  ── Inbound RPC ───┤                         ┌─► storage worker ─ StorageDone ─┐
+//!   ticks (run_interval) ────────┼─► NodeActor ─► core.step ┼─► RPC futures ──── Response ────┤
+//!   workers ─ StorageDone/ApplyDone┘    ▲         (Input)  └─► apply worker ─── ApplyDone ───┤
+//!                                       └────────────────── back into the mailbox ◄─────────┘
+//! ```
+//!
+//! This is the only module that imports actix. Handlers are synchronous: each message becomes an
+//! `Input`, the core steps, and the driver executes the `Action`s. IO runs in futures spawned on
+//! the actor's context — two long-lived workers (storage, apply) that keep their jobs in order,
+//! and one future per outgoing RPC — and every completion comes back as a message. No protocol
+//! state lives across an `.await`: the workers own only the storage and the state machine.
+//! Stale completions need no cancellation: the core recognises them by log id and term.
+
+mod driver;
+mod messages;
+mod node;
+mod workers;
+
+pub(crate) use messages::{ClientWrite, Inbound, Shutdown};
+pub use node::NodeActor;
+pub(crate) use node::{metrics_of, NodeParts, Worker};
+pub(crate) use workers::{run_apply, run_storage};

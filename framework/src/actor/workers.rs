@@ -1,0 +1,154 @@
+//! The two IO workers each node runs beside its actor: one owns the storage, one owns the state
+//! machine. Each takes jobs in order from a channel, does the IO, and reports back to the actor.
+//! They hold no protocol state: the actor decides, the workers only execute.
+
+use std::collections::BTreeMap;
+
+use actix::{Actor, Addr, Handler};
+use tokio::sync::{mpsc, oneshot};
+use tracing::{error, warn};
+
+use crate::core::HardState;
+use crate::error::{ClientWriteError, Fatal};
+use crate::state_machine::StateMachine;
+use crate::storage::LogStorage;
+use crate::types::{Entry, EntryPayload, LogIndex};
+
+use super::messages::{ApplyDone, StorageDone};
+
+/// A storage write, in the order the core asked for it.
+#[derive(Debug)]
+pub(crate) enum StorageOp {
+    SaveHardState(HardState),
+    Truncate(LogIndex),
+    Append(Vec<Entry>),
+}
+
+/// Committed entries to apply, and the clients waiting on some of them.
+pub(crate) struct ApplyJob<R> {
+    pub entries: Vec<Entry>,
+    pub clients: Vec<(LogIndex, oneshot::Sender<Result<R, ClientWriteError>>)>,
+}
+
+/// Runs storage writes in order. Appends that queued up while the previous write ran are merged
+/// into one call (one fsync for a durable store): group commit.
+pub(crate) async fn run_storage<S, A>(
+    mut storage: S,
+    mut rx: mpsc::UnboundedReceiver<StorageOp>,
+    actor: Addr<A>,
+) where
+    S: LogStorage,
+    A: Actor<Context = actix::Context<A>> + Handler<StorageDone>,
+{
+    while let Some(first) = rx.recv().await {
+        let mut batch = vec![first];
+        while let Ok(next) = rx.try_recv() {
+            batch.push(next);
+        }
+        for (op, appends) in merge_appends(batch) {
+            let result = match op {
+                StorageOp::SaveHardState(hard_state) => storage
+                    .save_hard_state(hard_state)
+                    .await
+                    .map(|()| StorageDone::HardStateSaved),
+                StorageOp::Truncate(from) => match storage.truncate(from).await {
+                    Ok(()) => continue,
+                    Err(e) => Err(e),
+                },
+                StorageOp::Append(entries) => {
+                    let Some(up_to) = entries.last().map(|entry| entry.log_id) else {
+                        continue;
+                    };
+                    storage
+                        .append(entries)
+                        .await
+                        .map(|()| StorageDone::LogPersisted { up_to, appends })
+                }
+            };
+            match result {
+                Ok(done) => actor.do_send(done),
+                Err(e) => {
+                    error!(error = %e, "storage failed; stopping the node");
+                    actor.do_send(StorageDone::Failed(e));
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Merges runs of consecutive appends; returns each op with how many appends it stands for.
+fn merge_appends(batch: Vec<StorageOp>) -> Vec<(StorageOp, u64)> {
+    let mut merged: Vec<(StorageOp, u64)> = Vec::with_capacity(batch.len());
+    for op in batch {
+        match (merged.last_mut(), op) {
+            (Some((StorageOp::Append(entries), count)), StorageOp::Append(more)) => {
+                entries.extend(more);
+                *count += 1;
+            }
+            (_, StorageOp::Append(entries)) => merged.push((StorageOp::Append(entries), 1)),
+            (_, other) => merged.push((other, 0)),
+        }
+    }
+    merged
+}
+
+/// Applies committed entries in order and answers the clients waiting on them.
+pub(crate) async fn run_apply<SM, A>(
+    mut state_machine: SM,
+    mut rx: mpsc::UnboundedReceiver<ApplyJob<SM::Response>>,
+    actor: Addr<A>,
+) where
+    SM: StateMachine,
+    A: Actor<Context = actix::Context<A>> + Handler<ApplyDone>,
+{
+    while let Some(job) = rx.recv().await {
+        let mut clients: BTreeMap<LogIndex, _> = job.clients.into_iter().collect();
+        let mut last = None;
+        for entry in job.entries {
+            let index = entry.log_id.index;
+            let result = apply_entry(&mut state_machine, entry).await;
+            match (result, clients.remove(&index)) {
+                (Ok(Some(response)), Some(tx)) => {
+                    // The client may have given up (timeout): nothing to do then.
+                    let _ = tx.send(Ok(response));
+                }
+                (Ok(_), _) => {}
+                (Err(fatal), tx) => {
+                    error!(%index, error = %fatal, "state machine failed; stopping the node");
+                    if let Some(tx) = tx {
+                        let _ = tx.send(Err(ClientWriteError::Fatal(fatal.clone())));
+                    }
+                    actor.do_send(ApplyDone::Failed(fatal));
+                    return;
+                }
+            }
+            last = Some(index);
+        }
+        if !clients.is_empty() {
+            warn!(
+                count = clients.len(),
+                "clients waiting on entries that were not in the batch"
+            );
+        }
+        if let Some(last) = last {
+            actor.do_send(ApplyDone::Applied(last));
+        }
+    }
+}
+
+/// Applies one entry: commands go to the state machine; blank and membership entries have no
+/// effect on it.
+async fn apply_entry<SM: StateMachine>(
+    state_machine: &mut SM,
+    entry: Entry,
+) -> Result<Option<SM::Response>, Fatal> {
+    let index = entry.log_id.index;
+    let EntryPayload::Command(bytes) = entry.payload else {
+        return Ok(None);
+    };
+    let command = crate::codec::decode::<SM::Command>(&bytes)
+        .map_err(|message| Fatal::Undecodable { index, message })?;
+    let response = state_machine.apply(index, command).await?;
+    Ok(Some(response))
+}

@@ -1,0 +1,297 @@
+//! [`Router`]: an in-process network joining nodes in one process, with fault injection for
+//! tests: isolate a node, partition into groups (also one-way), lose a fraction of requests and
+//! of replies, delay each RPC within a range (which also reorders them), and count RPCs and bytes
+//! per node.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::Serialize;
+
+use crate::message::{
+    AppendEntriesRequest, AppendEntriesResponse, ForwardRequest, ForwardResponse, VoteRequest,
+    VoteResponse,
+};
+use crate::types::NodeId;
+
+use super::{Network, NetworkError, RaftRpc};
+
+/// Unreliable-network settings. The default is a reliable, instant network.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Unreliable {
+    /// Fraction of requests lost before reaching the peer.
+    pub drop_requests: f64,
+    /// Fraction of replies lost on the way back (the peer did handle the request).
+    pub drop_replies: f64,
+    /// Each RPC is delayed by a duration drawn from `[min, max]`.
+    pub delay: (Duration, Duration),
+    /// An RPC to an unreachable peer fails after a duration drawn from `[min, max]`.
+    pub unreachable_delay: (Duration, Duration),
+}
+
+/// RPCs and bytes a node has sent.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RpcStats {
+    /// Requests sent.
+    pub rpcs: u64,
+    /// Bincode-encoded bytes of the requests sent.
+    pub bytes: u64,
+}
+
+#[derive(Default)]
+struct State {
+    nodes: BTreeMap<NodeId, Arc<dyn RaftRpc>>,
+    /// Directed links `(from, to)` that lose everything.
+    blocked: BTreeSet<(NodeId, NodeId)>,
+    unreliable: Unreliable,
+    stats: BTreeMap<NodeId, RpcStats>,
+    rng: u64,
+}
+
+/// An in-process network of nodes. Clones share one network.
+#[derive(Clone, Default)]
+pub struct Router {
+    state: Arc<Mutex<State>>,
+}
+
+/// One node's view of a [`Router`]: what it passes to `Raft::start` as its [`Network`].
+#[derive(Clone)]
+pub struct InProcessNetwork {
+    router: Router,
+    from: NodeId,
+}
+
+/// What the router decided for one RPC.
+struct Plan {
+    target: Option<Arc<dyn RaftRpc>>,
+    delay: Duration,
+    drop_reply: bool,
+}
+
+impl Router {
+    /// An empty, reliable network. `seed` fixes the random choices (drops and delays).
+    pub fn new(seed: u64) -> Router {
+        let router = Router::default();
+        router.lock().rng = seed;
+        router
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The network handle for node `id`.
+    pub fn network(&self, id: NodeId) -> InProcessNetwork {
+        InProcessNetwork {
+            router: self.clone(),
+            from: id,
+        }
+    }
+
+    /// Makes node `id` reachable at `target` (replacing a previous registration, e.g. after a
+    /// restart).
+    pub fn register(&self, id: NodeId, target: Arc<dyn RaftRpc>) {
+        self.lock().nodes.insert(id, target);
+    }
+
+    /// Makes node `id` unreachable, as if its process were gone.
+    pub fn unregister(&self, id: NodeId) {
+        self.lock().nodes.remove(&id);
+    }
+
+    /// Cuts `id` off from every other registered node, both ways.
+    pub fn isolate(&self, id: NodeId) {
+        let mut state = self.lock();
+        let others: Vec<NodeId> = state
+            .nodes
+            .keys()
+            .copied()
+            .filter(|other| *other != id)
+            .collect();
+        for other in others {
+            state.blocked.insert((id, other));
+            state.blocked.insert((other, id));
+        }
+    }
+
+    /// Reconnects `id` with every node (other partitions stay).
+    pub fn reconnect(&self, id: NodeId) {
+        self.lock()
+            .blocked
+            .retain(|(from, to)| *from != id && *to != id);
+    }
+
+    /// Splits the network into groups: nodes in different groups cannot talk. Nodes not named
+    /// form one more group.
+    pub fn partition(&self, groups: &[&[NodeId]]) {
+        let mut state = self.lock();
+        let group_of = |id: &NodeId| groups.iter().position(|group| group.contains(id));
+        let ids: Vec<NodeId> = state.nodes.keys().copied().collect();
+        for a in &ids {
+            for b in &ids {
+                if group_of(a) != group_of(b) {
+                    state.blocked.insert((*a, *b));
+                }
+            }
+        }
+    }
+
+    /// Blocks messages from `from` to `to` only.
+    pub fn block(&self, from: NodeId, to: NodeId) {
+        self.lock().blocked.insert((from, to));
+    }
+
+    /// Restores every link.
+    pub fn heal(&self) {
+        self.lock().blocked.clear();
+    }
+
+    /// Sets loss and delay (see [`Unreliable`]).
+    pub fn set_unreliable(&self, unreliable: Unreliable) {
+        self.lock().unreliable = unreliable;
+    }
+
+    /// RPCs and bytes sent by `id` since the last reset.
+    pub fn stats(&self, id: NodeId) -> RpcStats {
+        self.lock().stats.get(&id).copied().unwrap_or_default()
+    }
+
+    /// RPCs and bytes sent by all nodes since the last reset.
+    pub fn total_stats(&self) -> RpcStats {
+        self.lock()
+            .stats
+            .values()
+            .fold(RpcStats::default(), |sum, s| RpcStats {
+                rpcs: sum.rpcs + s.rpcs,
+                bytes: sum.bytes + s.bytes,
+            })
+    }
+
+    /// Zeroes every counter.
+    pub fn reset_stats(&self) {
+        self.lock().stats.clear();
+    }
+
+    /// Decides the fate of one RPC from `from` to `to` carrying `bytes`.
+    fn plan(&self, from: NodeId, to: NodeId, bytes: u64) -> Plan {
+        let mut state = self.lock();
+        let stats = state.stats.entry(from).or_default();
+        stats.rpcs += 1;
+        stats.bytes += bytes;
+        let unreliable = state.unreliable;
+        // A blocked forward link loses the request; a blocked return link loses only the reply.
+        let reachable = !state.blocked.contains(&(from, to));
+        let reply_blocked = state.blocked.contains(&(to, from));
+        let target = state.nodes.get(&to).cloned().filter(|_| reachable);
+        let dropped = target.is_some() && chance(&mut state.rng, unreliable.drop_requests);
+        if target.is_none() || dropped {
+            let delay = between(&mut state.rng, unreliable.unreachable_delay);
+            return Plan {
+                target: None,
+                delay,
+                drop_reply: false,
+            };
+        }
+        let delay = between(&mut state.rng, unreliable.delay);
+        let drop_reply = reply_blocked || chance(&mut state.rng, unreliable.drop_replies);
+        Plan {
+            target,
+            delay,
+            drop_reply,
+        }
+    }
+}
+
+/// Splitmix64 step.
+fn next_random(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+fn chance(rng: &mut u64, probability: f64) -> bool {
+    probability > 0.0 && (next_random(rng) as f64 / u64::MAX as f64) < probability
+}
+
+fn between(rng: &mut u64, (min, max): (Duration, Duration)) -> Duration {
+    if max <= min {
+        return min;
+    }
+    let span = (max - min).as_micros() as u64;
+    min + Duration::from_micros(next_random(rng) % (span + 1))
+}
+
+fn encoded_len<T: Serialize>(value: &T) -> u64 {
+    bincode::serde::encode_to_vec(value, bincode::config::standard())
+        .map_or(0, |bytes| bytes.len() as u64)
+}
+
+impl InProcessNetwork {
+    /// Runs one RPC through the router's faults.
+    async fn call<Req, Resp, F, Fut>(
+        &self,
+        to: NodeId,
+        req: Req,
+        deliver: F,
+    ) -> Result<Resp, NetworkError>
+    where
+        Req: Serialize,
+        F: FnOnce(Arc<dyn RaftRpc>, Req) -> Fut,
+        Fut: std::future::Future<Output = Result<Resp, NetworkError>>,
+    {
+        let plan = self.router.plan(self.from, to, encoded_len(&req));
+        if !plan.delay.is_zero() {
+            tokio::time::sleep(plan.delay).await;
+        }
+        let Some(target) = plan.target else {
+            return Err(NetworkError::Unreachable(to));
+        };
+        let response = deliver(target, req).await?;
+        if plan.drop_reply {
+            return Err(NetworkError::Unreachable(to));
+        }
+        Ok(response)
+    }
+}
+
+#[async_trait]
+impl Network for InProcessNetwork {
+    async fn append_entries(
+        &self,
+        target: NodeId,
+        req: AppendEntriesRequest,
+    ) -> Result<AppendEntriesResponse, NetworkError> {
+        self.call(target, req, |node, req| async move {
+            node.append_entries(req).await
+        })
+        .await
+    }
+
+    async fn request_vote(
+        &self,
+        target: NodeId,
+        req: VoteRequest,
+    ) -> Result<VoteResponse, NetworkError> {
+        self.call(target, req, |node, req| async move {
+            node.request_vote(req).await
+        })
+        .await
+    }
+
+    async fn forward_write(
+        &self,
+        target: NodeId,
+        req: ForwardRequest,
+    ) -> Result<ForwardResponse, NetworkError> {
+        self.call(target, req, |node, req| async move {
+            node.forward_write(req).await
+        })
+        .await
+    }
+}

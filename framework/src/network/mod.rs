@@ -1,0 +1,80 @@
+//! How nodes talk: the [`Network`] trait a transport implements to send each RPC to a peer, and
+//! [`RaftRpc`], the receiving side a transport calls on the local node.
+//!
+//! ```text
+//!  node A core ─Send─► Network::append_entries(B, req) ══ transport ══► RaftRpc::append_entries(req)
+//!                                                                           (node B's handle)
+//!  node A core ◄─Response── Ok(resp) ◄══════════════════════════════════════ resp
+//! ```
+//!
+//! Shipped transports: [`Router`] (in-process, with fault injection for tests). A transport never
+//! needs to understand the messages beyond serializing them; every one is serde-derived.
+
+mod in_process;
+
+use async_trait::async_trait;
+use thiserror::Error;
+
+use crate::message::{
+    AppendEntriesRequest, AppendEntriesResponse, ForwardRequest, ForwardResponse, VoteRequest,
+    VoteResponse,
+};
+use crate::types::NodeId;
+
+pub use in_process::{InProcessNetwork, Router, RpcStats, Unreliable};
+
+/// Sends RPCs to peers. One method per RPC: typed request in, typed response or error out.
+#[async_trait]
+pub trait Network: Send + Sync + 'static {
+    /// Sends AppendEntries to `target`.
+    async fn append_entries(
+        &self,
+        target: NodeId,
+        req: AppendEntriesRequest,
+    ) -> Result<AppendEntriesResponse, NetworkError>;
+
+    /// Sends RequestVote (or a pre-vote) to `target`.
+    async fn request_vote(
+        &self,
+        target: NodeId,
+        req: VoteRequest,
+    ) -> Result<VoteResponse, NetworkError>;
+
+    /// Forwards a client write to `target`, the leader.
+    async fn forward_write(
+        &self,
+        target: NodeId,
+        req: ForwardRequest,
+    ) -> Result<ForwardResponse, NetworkError>;
+}
+
+/// The receiving side of the RPCs: implemented by the `Raft` handle, called by transports.
+#[async_trait]
+pub trait RaftRpc: Send + Sync + 'static {
+    /// Handles an inbound AppendEntries.
+    async fn append_entries(
+        &self,
+        req: AppendEntriesRequest,
+    ) -> Result<AppendEntriesResponse, NetworkError>;
+    /// Handles an inbound RequestVote.
+    async fn request_vote(&self, req: VoteRequest) -> Result<VoteResponse, NetworkError>;
+    /// Handles a forwarded client write.
+    async fn forward_write(&self, req: ForwardRequest) -> Result<ForwardResponse, NetworkError>;
+}
+
+/// An RPC did not get a response. The protocol treats it as a lost message and retries.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum NetworkError {
+    /// The peer could not be reached.
+    #[error("node {0} is unreachable")]
+    Unreachable(NodeId),
+    /// No response in time.
+    #[error("RPC to node {0} timed out")]
+    Timeout(NodeId),
+    /// The peer's node is shutting down or stopped.
+    #[error("node {0} is shutting down")]
+    ShuttingDown(NodeId),
+    /// Anything else the transport reports.
+    #[error("transport error: {0}")]
+    Transport(String),
+}

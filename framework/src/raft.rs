@@ -1,0 +1,344 @@
+//! [`Raft`]: the handle users hold. `Clone + Send + Sync`, usable from any tokio runtime or from
+//! inside actix; it exposes no actix type.
+//!
+//! ```text
+//!  Raft::bootstrap / Raft::start ──► loads storage, builds the core, starts the NodeActor
+//!  raft.client_write(cmd) ──► actor ──► core ──► ... ──► applied ──► response
+//!            └── on a follower: NotLeader { leader } ──► forwarded to the leader (default)
+//!  transport ──► raft.append_entries / request_vote / forward_write (the RaftRpc trait)
+//! ```
+
+use std::collections::BTreeSet;
+use std::marker::PhantomData;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use actix::{Actor, Addr};
+use async_trait::async_trait;
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::actor::{self, ClientWrite, Inbound, NodeActor, NodeParts, Shutdown, Worker};
+use crate::codec;
+use crate::config::Config;
+use crate::core::{Core, Recovered};
+use crate::error::{ClientWriteError, Fatal, StartError};
+use crate::message::{
+    AppendEntriesRequest, AppendEntriesResponse, ForwardRequest, ForwardResponse, Request,
+    Response, VoteRequest, VoteResponse,
+};
+use crate::metrics::{RaftMetrics, Wait};
+use crate::network::{Network, NetworkError, RaftRpc};
+use crate::runtime::NodeRuntime;
+use crate::state_machine::StateMachine;
+use crate::storage::LogStorage;
+use crate::types::NodeId;
+
+/// A handle to one running Raft node. Cheap to clone.
+pub struct Raft<SM: StateMachine> {
+    inner: Arc<Inner<SM>>,
+}
+
+struct Inner<SM: StateMachine> {
+    id: NodeId,
+    config: Config,
+    addr: Addr<NodeActor<SM>>,
+    network: Arc<dyn Network>,
+    metrics: watch::Receiver<RaftMetrics>,
+    fatal: Arc<Mutex<Option<Fatal>>>,
+    runtime: Mutex<Option<NodeRuntime>>,
+    _state_machine: PhantomData<fn() -> SM>,
+}
+
+impl<SM: StateMachine> Clone for Raft<SM> {
+    fn clone(&self) -> Self {
+        Raft {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+impl<SM: StateMachine> Raft<SM> {
+    /// Starts a member of a brand-new cluster of `members`. On empty storage it first writes the
+    /// cluster's initial configuration; on storage that already holds a log it simply restarts.
+    /// Every initial member must be given the same `members`.
+    pub async fn bootstrap<N: Network, S: LogStorage>(
+        id: NodeId,
+        members: impl IntoIterator<Item = NodeId>,
+        config: Config,
+        network: N,
+        mut storage: S,
+        state_machine: SM,
+    ) -> Result<Raft<SM>, StartError> {
+        let stored = storage.load().await?;
+        if stored.entries.is_empty() {
+            let members: BTreeSet<NodeId> = members.into_iter().collect();
+            storage.append(Core::bootstrap_log(members)).await?;
+        }
+        Raft::start(id, config, network, storage, state_machine).await
+    }
+
+    /// Starts a node from what `storage` and `state_machine` hold: a restart after a crash, or a
+    /// new node with empty storage that waits to be added to a cluster.
+    pub async fn start<N: Network, S: LogStorage>(
+        id: NodeId,
+        config: Config,
+        network: N,
+        mut storage: S,
+        mut state_machine: SM,
+    ) -> Result<Raft<SM>, StartError> {
+        let config = config
+            .validate()
+            .map_err(crate::error::RecoveryError::from)?;
+        let stored = storage.load().await?;
+        let last_applied = state_machine.applied_index().await?;
+        let recovered = Recovered {
+            hard_state: stored.hard_state,
+            log: stored.entries,
+            last_applied,
+        };
+        let seed = config.seed.unwrap_or_else(entropy);
+        let core = Core::new(id, config.clone(), recovered, seed)?;
+        let (metrics_tx, metrics) = watch::channel(actor::metrics_of(&core, true));
+        let network: Arc<dyn Network> = Arc::new(network);
+        let fatal = Arc::new(Mutex::new(None));
+        let (storage_tx, storage_rx) = mpsc::unbounded_channel();
+        let (apply_tx, apply_rx) = mpsc::unbounded_channel();
+        let parts = NodeParts {
+            core,
+            config: config.clone(),
+            network: Arc::clone(&network),
+            storage_tx,
+            apply_tx,
+            workers: Box::new(move |addr: Addr<NodeActor<SM>>| -> Vec<Worker> {
+                vec![
+                    Box::pin(actor::run_storage(storage, storage_rx, addr.clone())),
+                    Box::pin(actor::run_apply(state_machine, apply_rx, addr)),
+                ]
+            }),
+            metrics_tx,
+            fatal: Arc::clone(&fatal),
+        };
+        let (addr, runtime) = spawn_actor(id, parts).await?;
+        let inner = Inner {
+            id,
+            config,
+            addr,
+            network,
+            metrics,
+            fatal,
+            runtime: Mutex::new(runtime),
+            _state_machine: PhantomData,
+        };
+        Ok(Raft {
+            inner: Arc::new(inner),
+        })
+    }
+
+    /// This node's id.
+    pub fn id(&self) -> NodeId {
+        self.inner.id
+    }
+
+    /// The latest metrics.
+    pub fn metrics(&self) -> RaftMetrics {
+        self.inner.metrics.borrow().clone()
+    }
+
+    /// A receiver that sees every metrics change.
+    pub fn metrics_watch(&self) -> watch::Receiver<RaftMetrics> {
+        self.inner.metrics.clone()
+    }
+
+    /// Wait helpers that give up after `timeout`.
+    pub fn wait(&self, timeout: Duration) -> Wait {
+        Wait {
+            rx: self.inner.metrics.clone(),
+            timeout,
+        }
+    }
+
+    /// Replicates `command` and returns the state machine's response once it is applied. On a
+    /// follower the write is forwarded to the leader (unless `forward_writes` is off). Never waits
+    /// longer than the config's `client_timeout`.
+    pub async fn client_write(
+        &self,
+        command: SM::Command,
+    ) -> Result<SM::Response, ClientWriteError> {
+        let bytes = codec::encode(&command).map_err(ClientWriteError::Codec)?;
+        let forward = self.inner.config.forward_writes;
+        tokio::time::timeout(
+            self.inner.config.client_timeout,
+            self.write_bytes(bytes, forward),
+        )
+        .await
+        .unwrap_or(Err(ClientWriteError::Timeout))
+    }
+
+    async fn write_bytes(
+        &self,
+        command: Vec<u8>,
+        forward: bool,
+    ) -> Result<SM::Response, ClientWriteError> {
+        let result = self.write_locally(command.clone()).await;
+        match result {
+            Err(ClientWriteError::NotLeader {
+                leader: Some(leader),
+            }) if forward && leader != self.id() => self.forward(leader, command).await,
+            other => other,
+        }
+    }
+
+    async fn write_locally(&self, command: Vec<u8>) -> Result<SM::Response, ClientWriteError> {
+        let (tx, rx) = oneshot::channel();
+        self.inner.addr.do_send(ClientWrite { command, tx });
+        match rx.await {
+            Ok(result) => result,
+            Err(_) => Err(self.stopped_error()),
+        }
+    }
+
+    /// Sends the write to `leader`, following at most a few redirects.
+    async fn forward(
+        &self,
+        mut leader: NodeId,
+        command: Vec<u8>,
+    ) -> Result<SM::Response, ClientWriteError> {
+        for _ in 0..3 {
+            let request = ForwardRequest {
+                command: command.clone(),
+            };
+            match self.inner.network.forward_write(leader, request).await? {
+                ForwardResponse::Applied(bytes) => {
+                    return codec::decode(&bytes).map_err(ClientWriteError::Codec);
+                }
+                ForwardResponse::NotLeader { leader: Some(next) }
+                    if next != leader && next != self.id() =>
+                {
+                    leader = next;
+                }
+                ForwardResponse::NotLeader { leader } => {
+                    return Err(ClientWriteError::NotLeader { leader })
+                }
+                ForwardResponse::Dropped { leader } => {
+                    return Err(ClientWriteError::Dropped { leader })
+                }
+                ForwardResponse::Timeout => return Err(ClientWriteError::Timeout),
+                ForwardResponse::ShuttingDown => return Err(ClientWriteError::ShuttingDown),
+                ForwardResponse::Failed(message) => return Err(ClientWriteError::Remote(message)),
+            }
+        }
+        Err(ClientWriteError::NotLeader {
+            leader: Some(leader),
+        })
+    }
+
+    fn stopped_error(&self) -> ClientWriteError {
+        match self.inner.fatal.lock().ok().and_then(|fatal| fatal.clone()) {
+            Some(fatal) => ClientWriteError::Fatal(fatal),
+            None => ClientWriteError::ShuttingDown,
+        }
+    }
+
+    /// Stops the node: waiting clients get `ShuttingDown`, the actor and its IO workers stop, and
+    /// the node's own runtime thread (if it has one) exits. Idempotent.
+    pub async fn shutdown(&self) {
+        let (tx, rx) = oneshot::channel();
+        self.inner.addr.do_send(Shutdown { tx });
+        let _ = rx.await;
+        let runtime = self
+            .inner
+            .runtime
+            .lock()
+            .ok()
+            .and_then(|mut slot| slot.take());
+        if let Some(runtime) = runtime {
+            runtime.stop().await;
+        }
+    }
+
+    async fn inbound(&self, from: NodeId, request: Request) -> Result<Response, NetworkError> {
+        let (tx, rx) = oneshot::channel();
+        self.inner.addr.do_send(Inbound { from, request, tx });
+        rx.await.map_err(|_| NetworkError::ShuttingDown(self.id()))
+    }
+}
+
+#[async_trait]
+impl<SM: StateMachine> RaftRpc for Raft<SM> {
+    async fn append_entries(
+        &self,
+        req: AppendEntriesRequest,
+    ) -> Result<AppendEntriesResponse, NetworkError> {
+        match self
+            .inbound(req.leader_id, Request::AppendEntries(req))
+            .await?
+        {
+            Response::AppendEntries(resp) => Ok(resp),
+            other => Err(NetworkError::Transport(format!(
+                "unexpected response {other:?}"
+            ))),
+        }
+    }
+
+    async fn request_vote(&self, req: VoteRequest) -> Result<VoteResponse, NetworkError> {
+        match self
+            .inbound(req.candidate_id, Request::RequestVote(req))
+            .await?
+        {
+            Response::RequestVote(resp) => Ok(resp),
+            other => Err(NetworkError::Transport(format!(
+                "unexpected response {other:?}"
+            ))),
+        }
+    }
+
+    async fn forward_write(&self, req: ForwardRequest) -> Result<ForwardResponse, NetworkError> {
+        // Only commands this node's state machine can decode enter the log.
+        if let Err(message) = codec::decode::<SM::Command>(&req.command) {
+            return Ok(ForwardResponse::Failed(format!(
+                "undecodable command: {message}"
+            )));
+        }
+        let write = self.write_bytes(req.command, false);
+        let result = tokio::time::timeout(self.inner.config.client_timeout, write)
+            .await
+            .unwrap_or(Err(ClientWriteError::Timeout));
+        Ok(match result {
+            Ok(response) => match codec::encode(&response) {
+                Ok(bytes) => ForwardResponse::Applied(bytes),
+                Err(message) => ForwardResponse::Failed(message),
+            },
+            Err(ClientWriteError::NotLeader { leader }) => ForwardResponse::NotLeader { leader },
+            Err(ClientWriteError::Dropped { leader }) => ForwardResponse::Dropped { leader },
+            Err(ClientWriteError::Timeout) => ForwardResponse::Timeout,
+            Err(ClientWriteError::ShuttingDown) => ForwardResponse::ShuttingDown,
+            Err(other) => ForwardResponse::Failed(other.to_string()),
+        })
+    }
+}
+
+/// Starts the actor on the current actix arbiter if there is one, else on a runtime thread of
+/// its own.
+async fn spawn_actor<SM: StateMachine>(
+    id: NodeId,
+    parts: NodeParts<SM>,
+) -> Result<(Addr<NodeActor<SM>>, Option<NodeRuntime>), StartError> {
+    if actix_rt::Arbiter::try_current().is_some() && actix_rt::System::try_current().is_some() {
+        return Ok((NodeActor::new(parts).start(), None));
+    }
+    let runtime = NodeRuntime::start(id).await?;
+    let addr = NodeActor::start_in_arbiter(runtime.arbiter(), move |_| NodeActor::new(parts));
+    Ok((addr, Some(runtime)))
+}
+
+/// A seed for the election timer when the config gives none.
+fn entropy() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    hasher.finish()
+}

@@ -1,0 +1,75 @@
+//! The trait users implement to replicate their own state: [`StateMachine`], whose heart is
+//! [`StateMachine::apply`].
+//!
+//! ## The determinism contract
+//! Every node applies the same commands in the same order, and must reach the same state and
+//! return the same responses. So `apply` must depend only on the state and the command: no clock,
+//! no randomness, no reading other files. A command that fails *as a command* (a missing key, a
+//! failed compare-and-set) is a normal response — make `Response` say so (e.g. a `Result`) and it
+//! goes back to the client. An error *returned* from `apply` means the state machine itself broke
+//! (a disk error): the node stops with a fatal error rather than let replicas diverge.
+
+use async_trait::async_trait;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use thiserror::Error;
+
+use crate::membership::Membership;
+use crate::types::{LogId, LogIndex};
+
+/// A replicated state machine.
+#[async_trait]
+pub trait StateMachine: Send + 'static {
+    /// What clients ask for. Serialized into the log, so it must round-trip through serde.
+    type Command: Serialize + DeserializeOwned + Send + 'static;
+    /// What `apply` answers. Serializable, because a write forwarded from a follower gets its
+    /// answer back over the network.
+    type Response: Serialize + DeserializeOwned + Send + 'static;
+
+    /// Applies one committed command at `index`, in log order, exactly once per index.
+    async fn apply(
+        &mut self,
+        index: LogIndex,
+        command: Self::Command,
+    ) -> Result<Self::Response, StateMachineError>;
+
+    /// The index of the last entry whose effect this state machine holds. An in-memory state
+    /// machine starts empty and answers 0; a durable one answers what it had applied, and
+    /// application resumes after it (contract 6).
+    async fn applied_index(&mut self) -> Result<LogIndex, StateMachineError> {
+        Ok(LogIndex(0))
+    }
+
+    /// A snapshot of the applied state (used by log compaction, a later release).
+    async fn snapshot(&mut self) -> Result<Snapshot, StateMachineError> {
+        Err(StateMachineError::Unsupported("snapshot"))
+    }
+
+    /// Replaces the whole state with a snapshot's.
+    async fn restore(&mut self, snapshot: Snapshot) -> Result<(), StateMachineError> {
+        let _ = snapshot;
+        Err(StateMachineError::Unsupported("restore"))
+    }
+}
+
+/// A point-in-time image of a state machine.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Snapshot {
+    /// The last log entry whose effect the snapshot includes.
+    pub last_included: LogId,
+    /// The membership in effect at `last_included`.
+    pub membership: Membership,
+    /// The state, in the state machine's own encoding.
+    pub data: Vec<u8>,
+}
+
+/// The state machine cannot go on. The node stops rather than diverge from its peers.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum StateMachineError {
+    /// An IO failure underneath the state machine.
+    #[error("state machine IO failed: {0}")]
+    Io(String),
+    /// The operation is not implemented by this state machine.
+    #[error("state machine does not support {0}")]
+    Unsupported(&'static str),
+}

@@ -1,0 +1,136 @@
+//! [`MemStorage`]: the log and hard state in memory, shared between clones so a test can "crash"
+//! a node and hand the same store to its restarted incarnation.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use async_trait::async_trait;
+
+use crate::core::HardState;
+use crate::types::{Entry, LogId, LogIndex};
+
+use super::{LogStorage, StorageError, StoredState};
+
+/// In-memory [`LogStorage`]. Clones share one store.
+#[derive(Debug, Clone, Default)]
+pub struct MemStorage {
+    inner: Arc<Mutex<Inner>>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    hard_state: HardState,
+    /// Entries after `purged`, contiguous.
+    entries: Vec<Entry>,
+    /// Entries up to here were purged.
+    purged: LogIndex,
+}
+
+impl MemStorage {
+    /// An empty store.
+    pub fn new() -> MemStorage {
+        MemStorage::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding the lock cannot leave the store half-written: every operation
+        // below finishes its mutation in one step. Recover the data rather than poison callers.
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// A copy of the stored entries (for tests).
+    pub fn entries(&self) -> Vec<Entry> {
+        self.lock().entries.clone()
+    }
+
+    /// The stored hard state (for tests).
+    pub fn hard_state(&self) -> HardState {
+        self.lock().hard_state
+    }
+}
+
+impl Inner {
+    fn last_index(&self) -> LogIndex {
+        self.entries
+            .last()
+            .map_or(self.purged, |entry| entry.log_id.index)
+    }
+
+    fn position(&self, index: LogIndex) -> usize {
+        index.0.saturating_sub(self.purged.0 + 1) as usize
+    }
+}
+
+#[async_trait]
+impl LogStorage for MemStorage {
+    async fn load(&mut self) -> Result<StoredState, StorageError> {
+        let inner = self.lock();
+        Ok(StoredState {
+            hard_state: inner.hard_state,
+            entries: inner.entries.clone(),
+        })
+    }
+
+    async fn save_hard_state(&mut self, hard_state: HardState) -> Result<(), StorageError> {
+        self.lock().hard_state = hard_state;
+        Ok(())
+    }
+
+    async fn append(&mut self, entries: Vec<Entry>) -> Result<(), StorageError> {
+        let mut inner = self.lock();
+        let expected = inner.last_index().next();
+        if let Some(first) = entries.first() {
+            if first.log_id.index != expected {
+                return Err(StorageError::Invalid(format!(
+                    "append at {} but the log ends before {expected}",
+                    first.log_id
+                )));
+            }
+        }
+        inner.entries.extend(entries);
+        Ok(())
+    }
+
+    async fn truncate(&mut self, from: LogIndex) -> Result<(), StorageError> {
+        let mut inner = self.lock();
+        if from <= inner.purged {
+            return Err(StorageError::Invalid(format!(
+                "truncate from {from}: purged up to {}",
+                inner.purged
+            )));
+        }
+        let keep = inner.position(from);
+        inner.entries.truncate(keep);
+        Ok(())
+    }
+
+    async fn purge(&mut self, up_to: LogIndex) -> Result<(), StorageError> {
+        let mut inner = self.lock();
+        let up_to = up_to.min(inner.last_index());
+        let drop = inner.position(up_to.next());
+        inner.entries.drain(..drop);
+        inner.purged = inner.purged.max(up_to);
+        Ok(())
+    }
+
+    async fn read(&mut self, start: LogIndex, end: LogIndex) -> Result<Vec<Entry>, StorageError> {
+        let inner = self.lock();
+        let from = inner.position(start.max(inner.purged.next()));
+        let to = inner.position(end.next()).min(inner.entries.len());
+        Ok(inner
+            .entries
+            .get(from..to)
+            .map(<[Entry]>::to_vec)
+            .unwrap_or_default())
+    }
+
+    async fn last_log_id(&mut self) -> Result<LogId, StorageError> {
+        let inner = self.lock();
+        Ok(inner
+            .entries
+            .last()
+            .map(|entry| entry.log_id)
+            .unwrap_or_default())
+    }
+}
