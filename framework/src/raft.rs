@@ -33,6 +33,9 @@ use crate::state_machine::StateMachine;
 use crate::storage::LogStorage;
 use crate::types::NodeId;
 
+/// How many times one write follows a redirect (or waits for a leader) before giving up.
+const MAX_REDIRECTS: usize = 5;
+
 /// A handle to one running Raft node. Cheap to clone.
 pub struct Raft<SM: StateMachine> {
     inner: Arc<Inner<SM>>,
@@ -174,17 +177,45 @@ impl<SM: StateMachine> Raft<SM> {
         .unwrap_or(Err(ClientWriteError::Timeout))
     }
 
+    /// Writes through this node; with `forward`, waits for a leader to be known (an election in
+    /// progress) and sends the write to it. The caller bounds the whole call with a timeout.
     async fn write_bytes(
         &self,
         command: Vec<u8>,
         forward: bool,
     ) -> Result<SM::Response, ClientWriteError> {
-        let result = self.write_locally(command.clone()).await;
-        match result {
-            Err(ClientWriteError::NotLeader {
-                leader: Some(leader),
-            }) if forward && leader != self.id() => self.forward(leader, command).await,
-            other => other,
+        let mut result = self.write_locally(command.clone()).await;
+        for _ in 0..MAX_REDIRECTS {
+            result = match result {
+                Err(ClientWriteError::NotLeader { leader: None }) if forward => {
+                    self.wait_for_new_leader(None).await?;
+                    self.write_locally(command.clone()).await
+                }
+                Err(ClientWriteError::NotLeader {
+                    leader: Some(leader),
+                }) if forward => {
+                    if leader == self.id() {
+                        // This node learned it leads after refusing: the write is local after all.
+                        self.write_locally(command.clone()).await
+                    } else {
+                        self.forward(leader, command.clone()).await
+                    }
+                }
+                other => return other,
+            };
+        }
+        result
+    }
+
+    /// Waits until this node knows a leader other than `stale`.
+    async fn wait_for_new_leader(&self, stale: Option<NodeId>) -> Result<(), ClientWriteError> {
+        let mut metrics = self.inner.metrics.clone();
+        let known = metrics
+            .wait_for(|m| !m.running || (m.leader.is_some() && m.leader != stale))
+            .await;
+        match known {
+            Ok(m) if m.running => Ok(()),
+            _ => Err(self.stopped_error()),
         }
     }
 
@@ -197,39 +228,32 @@ impl<SM: StateMachine> Raft<SM> {
         }
     }
 
-    /// Sends the write to `leader`, following at most a few redirects.
+    /// Sends the write to `leader`. A refusal comes back as `NotLeader` for `write_bytes` to
+    /// follow.
     async fn forward(
         &self,
-        mut leader: NodeId,
+        leader: NodeId,
         command: Vec<u8>,
     ) -> Result<SM::Response, ClientWriteError> {
-        for _ in 0..3 {
-            let request = ForwardRequest {
-                command: command.clone(),
-            };
-            match self.inner.network.forward_write(leader, request).await? {
-                ForwardResponse::Applied(bytes) => {
-                    return codec::decode(&bytes).map_err(ClientWriteError::Codec);
-                }
-                ForwardResponse::NotLeader { leader: Some(next) }
-                    if next != leader && next != self.id() =>
-                {
-                    leader = next;
-                }
-                ForwardResponse::NotLeader { leader } => {
-                    return Err(ClientWriteError::NotLeader { leader })
-                }
-                ForwardResponse::Dropped { leader } => {
-                    return Err(ClientWriteError::Dropped { leader })
-                }
-                ForwardResponse::Timeout => return Err(ClientWriteError::Timeout),
-                ForwardResponse::ShuttingDown => return Err(ClientWriteError::ShuttingDown),
-                ForwardResponse::Failed(message) => return Err(ClientWriteError::Remote(message)),
+        let request = ForwardRequest { command };
+        match self.inner.network.forward_write(leader, request).await? {
+            ForwardResponse::Applied(bytes) => {
+                codec::decode(&bytes).map_err(ClientWriteError::Codec)
             }
+            ForwardResponse::NotLeader { leader: Some(next) } if next == leader => {
+                // The target still names itself, though it refused: its view is stale. Wait for
+                // this node to learn of a different leader before trying again.
+                self.wait_for_new_leader(Some(leader)).await?;
+                Err(ClientWriteError::NotLeader {
+                    leader: self.metrics().leader,
+                })
+            }
+            ForwardResponse::NotLeader { leader } => Err(ClientWriteError::NotLeader { leader }),
+            ForwardResponse::Dropped { leader } => Err(ClientWriteError::Dropped { leader }),
+            ForwardResponse::Timeout => Err(ClientWriteError::Timeout),
+            ForwardResponse::ShuttingDown => Err(ClientWriteError::ShuttingDown),
+            ForwardResponse::Failed(message) => Err(ClientWriteError::Remote(message)),
         }
-        Err(ClientWriteError::NotLeader {
-            leader: Some(leader),
-        })
     }
 
     fn stopped_error(&self) -> ClientWriteError {
