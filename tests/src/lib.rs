@@ -4,10 +4,23 @@
 //! in order (state machine safety).
 //!
 //! Tests run on one actix thread with tokio's time paused: timers fire in order as soon as every
-//! node is idle, so a test that "waits two seconds" takes milliseconds and does not flake.
+//! node is idle, so a test that "waits two seconds" takes milliseconds and does not flake. Every
+//! random choice (network faults, election timers, the test's own) comes from the test's seed, so
+//! a run replays exactly: `RAFTOR_SEED=<seed>` overrides a test's default seed, and a failing test
+//! prints the one it used.
+//!
+//! Files: `cluster.rs` (the cluster and its fault controls), `view.rs` (the lab suite's checks
+//! and client calls, shareable with concurrent clients), `recorder.rs` (state machine, commands
+//! and ledger), `network.rs` (the lab's request delays and long reordering of replies, layered on
+//! the router), `rng.rs` (seeds and a seeded generator).
 
 pub mod cluster;
+pub mod network;
 pub mod recorder;
+pub mod rng;
+pub mod view;
 
 pub use cluster::TestCluster;
-pub use recorder::{Ledger, Recorder};
+pub use recorder::{Command, Ledger, Padded, Recorder};
+pub use rng::TestRng;
+pub use view::ClusterView;

@@ -1,11 +1,56 @@
 //! A state machine that records what it applies, and a cluster-wide ledger that fails loudly
 //! when two nodes apply different values at the same index or a node applies out of order.
+//!
+//! Commands are anything serializable that names itself with a number ([`Command::value`]): the
+//! ledger records and compares that number. Plain `u64`s serve most tests; [`Padded`] adds bytes
+//! for tests that count what crosses the network.
 
 use std::collections::BTreeMap;
+use std::fmt::Debug;
+use std::marker::PhantomData;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
 use raftor::{LogIndex, NodeId, StateMachine, StateMachineError};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+/// A command the [`Recorder`] can apply. Two commands with the same `value` count as the same
+/// command; tests give every command a distinct value.
+pub trait Command: Serialize + DeserializeOwned + Clone + Debug + Send + Sync + 'static {
+    /// The number the ledger records for this command.
+    fn value(&self) -> u64;
+}
+
+impl Command for u64 {
+    fn value(&self) -> u64 {
+        *self
+    }
+}
+
+/// A command carrying `padding` besides its value, so that it weighs what a test wants on the
+/// wire (the lab suite's `randstring(5000)` commands).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Padded {
+    /// What the ledger records.
+    pub value: u64,
+    /// Filler bytes.
+    pub padding: Vec<u8>,
+}
+
+impl Padded {
+    /// A command of `value` with `bytes` filler bytes.
+    pub fn new(value: u64, bytes: usize) -> Padded {
+        let padding = (0..bytes).map(|i| (value as usize + i) as u8).collect();
+        Padded { value, padding }
+    }
+}
+
+impl Command for Padded {
+    fn value(&self) -> u64 {
+        self.value
+    }
+}
 
 /// What every node applied, by index, across the whole test (all incarnations).
 #[derive(Clone, Default)]
@@ -101,32 +146,40 @@ impl Ledger {
     }
 }
 
-/// A state machine whose commands are numbers: it records each applied one in the ledger and
-/// answers with the index it was applied at.
-pub struct Recorder {
+/// A state machine that records each applied command's value in the ledger and answers with the
+/// index it was applied at.
+pub struct Recorder<C = u64> {
     id: NodeId,
     ledger: Ledger,
+    _command: PhantomData<fn() -> C>,
 }
 
-impl Recorder {
-    /// A fresh (empty) state machine for node `id`.
-    pub fn new(id: NodeId, ledger: Ledger) -> Recorder {
+impl Recorder<u64> {
+    /// A fresh (empty) state machine for node `id`, whose commands are numbers.
+    pub fn new(id: NodeId, ledger: Ledger) -> Recorder<u64> {
+        Recorder::of(id, ledger)
+    }
+}
+
+impl<C: Command> Recorder<C> {
+    /// A fresh (empty) state machine for node `id`, whose commands are `C`s.
+    pub fn of(id: NodeId, ledger: Ledger) -> Recorder<C> {
         ledger.restart(id);
-        Recorder { id, ledger }
+        Recorder {
+            id,
+            ledger,
+            _command: PhantomData,
+        }
     }
 }
 
 #[async_trait]
-impl StateMachine for Recorder {
-    type Command = u64;
+impl<C: Command> StateMachine for Recorder<C> {
+    type Command = C;
     type Response = LogIndex;
 
-    async fn apply(
-        &mut self,
-        index: LogIndex,
-        command: u64,
-    ) -> Result<LogIndex, StateMachineError> {
-        self.ledger.record(self.id, index, command);
+    async fn apply(&mut self, index: LogIndex, command: C) -> Result<LogIndex, StateMachineError> {
+        self.ledger.record(self.id, index, command.value());
         Ok(index)
     }
 }

@@ -31,7 +31,10 @@ async fn t80_concurrent_writes_share_appends_and_messages() {
         sent.rpcs
     );
     for value in 0..WRITES {
-        assert!(cluster.ledger.index_of(value).is_some(), "write {value} not applied");
+        assert!(
+            cluster.ledger.index_of(value).is_some(),
+            "write {value} not applied"
+        );
     }
     cluster.shutdown().await;
 }
