@@ -89,8 +89,8 @@ pub enum ClientWriteError {
         /// The leader this node knows of.
         leader: Option<NodeId>,
     },
-    /// The write was appended but overwritten by a newer leader: it was not applied. Safe to
-    /// retry.
+    /// Another entry was committed at the write's index (a newer leader overwrote it): it was
+    /// not applied and never will be. Safe to retry.
     #[error("write overwritten by a newer leader (leader: {})", display_leader(.leader))]
     Dropped {
         /// The leader this node knows of.

@@ -1,6 +1,8 @@
 //! Seeded randomness for scenario tests: every random choice a test makes comes from a
 //! [`TestRng`], so a failing run replays exactly from its seed.
 
+use raftor::core::SeededRng;
+
 /// The environment variable that overrides a test's default seed.
 pub const SEED_VAR: &str = "RAFTOR_SEED";
 
@@ -15,25 +17,23 @@ pub fn seed(default: u64) -> u64 {
     seed
 }
 
-/// A small, fast, seeded generator (splitmix64).
+/// A seeded generator for test choices: the core's generator with the lab suite's helpers.
 #[derive(Debug, Clone)]
 pub struct TestRng {
-    state: u64,
+    inner: SeededRng,
 }
 
 impl TestRng {
     /// A generator starting from `seed`.
     pub fn new(seed: u64) -> TestRng {
-        TestRng { state: seed }
+        TestRng {
+            inner: SeededRng::new(seed),
+        }
     }
 
     /// The next 64 random bits.
     pub fn next_u64(&mut self) -> u64 {
-        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        self.inner.next_u64()
     }
 
     /// A number in `0..bound` (`bound` > 0), like Go's `rand.Int() % bound`.

@@ -130,7 +130,6 @@ fn shifted_copy(a: &[u64], b: &[u64]) -> Option<isize> {
 /// one draw later; for the fixture's per-node seeds at cluster seed 19, node 7's is node 3's four
 /// draws later.
 #[test]
-#[ignore = "blocked on correlated election timers: Core::new seeds SeededRng with seed ^ id*gamma"]
 fn t13_election_timers_are_independent() {
     let voters: Vec<NodeId> = (1..=7).map(NodeId).collect();
     let mut failures = Vec::new();

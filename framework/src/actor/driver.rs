@@ -49,12 +49,12 @@ impl<SM: StateMachine> NodeActor<SM> {
         match action {
             Action::SaveHardState(hard_state) => {
                 self.awaiting_hard_state = true;
-                self.to_storage(StorageOp::SaveHardState(hard_state));
+                self.send_to_storage(StorageOp::SaveHardState(hard_state));
             }
-            Action::TruncateLog { from } => self.to_storage(StorageOp::Truncate(from)),
+            Action::TruncateLog { from } => self.send_to_storage(StorageOp::Truncate(from)),
             Action::AppendLog { entries } => {
                 self.appends_in_flight += 1;
-                self.to_storage(StorageOp::Append(entries));
+                self.send_to_storage(StorageOp::Append(entries));
             }
             Action::Send { to, request } => self.send_rpc(to, request, ctx),
             Action::Reply { rpc, response, .. } => {
@@ -80,7 +80,7 @@ impl<SM: StateMachine> NodeActor<SM> {
         }
     }
 
-    fn to_storage(&mut self, op: StorageOp) {
+    fn send_to_storage(&mut self, op: StorageOp) {
         // The worker only stops after a storage failure, which stops this actor too.
         let _ = self.storage_tx.send(op);
     }

@@ -10,6 +10,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde::Serialize;
 
+use crate::core::SeededRng;
 use crate::message::{
     AppendEntriesRequest, AppendEntriesResponse, ForwardRequest, ForwardResponse, VoteRequest,
     VoteResponse,
@@ -40,14 +41,25 @@ pub struct RpcStats {
     pub bytes: u64,
 }
 
-#[derive(Default)]
 struct State {
     nodes: BTreeMap<NodeId, Arc<dyn RaftRpc>>,
     /// Directed links `(from, to)` that lose everything.
     blocked: BTreeSet<(NodeId, NodeId)>,
     unreliable: Unreliable,
     stats: BTreeMap<NodeId, RpcStats>,
-    rng: u64,
+    rng: SeededRng,
+}
+
+impl Default for State {
+    fn default() -> Self {
+        State {
+            nodes: BTreeMap::new(),
+            blocked: BTreeSet::new(),
+            unreliable: Unreliable::default(),
+            stats: BTreeMap::new(),
+            rng: SeededRng::new(0),
+        }
+    }
 }
 
 /// An in-process network of nodes. Clones share one network.
@@ -74,7 +86,7 @@ impl Router {
     /// An empty, reliable network. `seed` fixes the random choices (drops and delays).
     pub fn new(seed: u64) -> Router {
         let router = Router::default();
-        router.lock().rng = seed;
+        router.lock().rng = SeededRng::new(seed);
         router
     }
 
@@ -187,7 +199,7 @@ impl Router {
         let reachable = !state.blocked.contains(&(from, to));
         let reply_blocked = state.blocked.contains(&(to, from));
         let target = state.nodes.get(&to).cloned().filter(|_| reachable);
-        let dropped = target.is_some() && chance(&mut state.rng, unreliable.drop_requests);
+        let dropped = target.is_some() && state.rng.chance(unreliable.drop_requests);
         if target.is_none() || dropped {
             let delay = between(&mut state.rng, unreliable.unreachable_delay);
             return Plan {
@@ -197,7 +209,7 @@ impl Router {
             };
         }
         let delay = between(&mut state.rng, unreliable.delay);
-        let drop_reply = reply_blocked || chance(&mut state.rng, unreliable.drop_replies);
+        let drop_reply = reply_blocked || state.rng.chance(unreliable.drop_replies);
         Plan {
             target,
             delay,
@@ -206,25 +218,12 @@ impl Router {
     }
 }
 
-/// Splitmix64 step.
-fn next_random(state: &mut u64) -> u64 {
-    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    let mut z = *state;
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
-fn chance(rng: &mut u64, probability: f64) -> bool {
-    probability > 0.0 && (next_random(rng) as f64 / u64::MAX as f64) < probability
-}
-
-fn between(rng: &mut u64, (min, max): (Duration, Duration)) -> Duration {
-    if max <= min {
-        return min;
-    }
-    let span = (max - min).as_micros() as u64;
-    min + Duration::from_micros(next_random(rng) % (span + 1))
+/// A duration drawn from `[min, max]`, in whole milliseconds: under paused tokio time timers fire
+/// on millisecond ticks, and sub-millisecond draws would make event order depend on the clock's
+/// offset within a tick instead of on the seed.
+fn between(rng: &mut SeededRng, (min, max): (Duration, Duration)) -> Duration {
+    let (low, high) = (min.as_millis() as u64, max.as_millis() as u64);
+    Duration::from_millis(rng.in_range(low, high.max(low) + 1))
 }
 
 fn encoded_len<T: Serialize>(value: &T) -> u64 {
