@@ -239,3 +239,66 @@ async fn t76_works_from_a_plain_tokio_runtime() {
     }
     ledger.check();
 }
+
+/// A state machine whose disk fails on command 13.
+struct BrittleMachine;
+
+#[async_trait]
+impl raftor::StateMachine for BrittleMachine {
+    type Command = u64;
+    type Response = u64;
+
+    async fn apply(
+        &mut self,
+        _index: LogIndex,
+        command: u64,
+    ) -> Result<u64, raftor::StateMachineError> {
+        if command == 13 {
+            return Err(raftor::StateMachineError::Io(
+                "state file unwritable".into(),
+            ));
+        }
+        Ok(command * 2)
+    }
+}
+
+/// A state machine failure (not a property of the command) stops the node with `Fatal`, rather
+/// than let it diverge from replicas that applied the command.
+#[actix_rt::test]
+async fn t77_state_machine_failure_is_fatal() {
+    tokio::time::pause();
+    let router = Router::new(7);
+    let id = NodeId(1);
+    let config = Config {
+        seed: Some(7),
+        ..Config::default()
+    };
+    let raft = Raft::bootstrap(
+        id,
+        [id],
+        config,
+        router.network(id),
+        MemStorage::new(),
+        BrittleMachine,
+    )
+    .await
+    .expect("starts");
+    raft.wait(Duration::from_secs(5))
+        .role(Role::Leader)
+        .await
+        .expect("single node leads");
+    assert_eq!(raft.client_write(21).await, Ok(42));
+    let expected = Fatal::StateMachine(raftor::StateMachineError::Io(
+        "state file unwritable".into(),
+    ));
+    assert_eq!(
+        raft.client_write(13).await,
+        Err(ClientWriteError::Fatal(expected.clone()))
+    );
+    assert!(!raft.metrics().running);
+    assert_eq!(
+        raft.client_write(1).await,
+        Err(ClientWriteError::Fatal(expected))
+    );
+    raft.shutdown().await;
+}
