@@ -164,22 +164,18 @@ impl LogStorage for FailingStorage {
     }
 }
 
-/// A storage failure stops the node: waiting clients get `Fatal`, metrics say it stopped.
-#[actix_rt::test]
-async fn t75_storage_failure_is_fatal() {
-    tokio::time::pause();
-    let router = Router::new(5);
+/// A one-node cluster (node 1) on its own router, once it leads.
+async fn single_node_leader<S, SM>(seed: u64, storage: S, state_machine: SM) -> Raft<SM>
+where
+    S: LogStorage,
+    SM: raftor::StateMachine,
+{
+    let router = Router::new(seed);
     let id = NodeId(1);
-    // Bootstrap writes one entry, the blank entry of the first term is the second append.
-    let storage = FailingStorage {
-        inner: MemStorage::new(),
-        healthy_appends: 2,
-    };
     let config = Config {
-        seed: Some(5),
+        seed: Some(seed),
         ..Config::default()
     };
-    let state_machine = Recorder::new(id, Ledger::default());
     let raft = Raft::bootstrap(id, [id], config, router.network(id), storage, state_machine)
         .await
         .expect("starts");
@@ -187,6 +183,19 @@ async fn t75_storage_failure_is_fatal() {
         .role(Role::Leader)
         .await
         .expect("single node leads");
+    raft
+}
+
+/// A storage failure stops the node: waiting clients get `Fatal`, metrics say it stopped.
+#[actix_rt::test]
+async fn t75_storage_failure_is_fatal() {
+    tokio::time::pause();
+    // Bootstrap writes one entry, the blank entry of the first term is the second append.
+    let storage = FailingStorage {
+        inner: MemStorage::new(),
+        healthy_appends: 2,
+    };
+    let raft = single_node_leader(5, storage, Recorder::new(NodeId(1), Ledger::default())).await;
     let result = raft.client_write(1).await;
     let expected = Fatal::Storage(StorageError::Io {
         operation: "append",
@@ -267,26 +276,7 @@ impl raftor::StateMachine for BrittleMachine {
 #[actix_rt::test]
 async fn t77_state_machine_failure_is_fatal() {
     tokio::time::pause();
-    let router = Router::new(7);
-    let id = NodeId(1);
-    let config = Config {
-        seed: Some(7),
-        ..Config::default()
-    };
-    let raft = Raft::bootstrap(
-        id,
-        [id],
-        config,
-        router.network(id),
-        MemStorage::new(),
-        BrittleMachine,
-    )
-    .await
-    .expect("starts");
-    raft.wait(Duration::from_secs(5))
-        .role(Role::Leader)
-        .await
-        .expect("single node leads");
+    let raft = single_node_leader(7, MemStorage::new(), BrittleMachine).await;
     assert_eq!(raft.client_write(21).await, Ok(42));
     let expected = Fatal::StateMachine(raftor::StateMachineError::Io(
         "state file unwritable".into(),
