@@ -32,6 +32,10 @@ pub struct Config {
     pub max_inflight_messages: u64,
     /// Most unacknowledged payload bytes in flight to one follower.
     pub max_inflight_bytes: u64,
+    /// Lease reads end this many ticks before the lease's theoretical end
+    /// (`election_timeout_min_ticks` after a confirmed round began): the allowance for clocks
+    /// ticking at different rates. Must be below `election_timeout_min_ticks`.
+    pub lease_drift_margin_ticks: u64,
     /// How long an outgoing RPC may take before it counts as lost (node actor only).
     pub rpc_timeout: Duration,
     /// How long `client_write` waits for an answer before it returns `Timeout`.
@@ -57,6 +61,7 @@ impl Default for Config {
             max_payload_bytes_per_message: 1 << 20,
             max_inflight_messages: 64,
             max_inflight_bytes: 16 << 20,
+            lease_drift_margin_ticks: 3,
             rpc_timeout: Duration::from_millis(500),
             client_timeout: Duration::from_secs(5),
             forward_writes: true,
@@ -90,6 +95,14 @@ pub enum ConfigError {
         /// The configured minimum election timeout.
         min: u64,
     },
+    /// The lease drift margin leaves no lease.
+    #[error("lease_drift_margin_ticks {margin} must be below election_timeout_min_ticks {min}")]
+    LeaseMargin {
+        /// The configured margin.
+        margin: u64,
+        /// The configured minimum election timeout.
+        min: u64,
+    },
     /// A per-message or in-flight limit is zero, which would stop replication.
     #[error("{name} must be greater than zero")]
     ZeroLimit {
@@ -117,6 +130,12 @@ impl Config {
         let heartbeat = self.heartbeat_interval_ticks;
         if heartbeat == 0 || heartbeat >= min {
             return Err(ConfigError::HeartbeatInterval { heartbeat, min });
+        }
+        if self.lease_drift_margin_ticks >= min {
+            return Err(ConfigError::LeaseMargin {
+                margin: self.lease_drift_margin_ticks,
+                min,
+            });
         }
         for (name, value) in [
             ("max_entries_per_message", self.max_entries_per_message),

@@ -116,6 +116,33 @@ pub enum ClientWriteError {
     Remote(String),
 }
 
+/// Why a read (`Raft::ensure_readable`, `Raft::read`) could not be served.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ClientReadError {
+    /// Not the leader, and forwarding is off (or no leader is known). Retry on `leader`.
+    #[error("not the leader (leader: {})", display_leader(.leader))]
+    NotLeader {
+        /// The leader this node knows of.
+        leader: Option<NodeId>,
+    },
+    /// Leadership could not be confirmed, or the state machine did not catch up, within the
+    /// client timeout (an isolated old leader ends here). Nothing was read; safe to retry.
+    #[error("read timed out")]
+    Timeout,
+    /// The node is shutting down.
+    #[error("the node is shutting down")]
+    ShuttingDown,
+    /// Asking the leader for a read index failed in transit. Safe to retry.
+    #[error("asking the leader for a read index failed: {0}")]
+    Forward(#[from] crate::network::NetworkError),
+    /// The node stopped on a fatal error.
+    #[error("node stopped: {0}")]
+    Fatal(#[from] Fatal),
+    /// The leader reported a failure while handling a forwarded read.
+    #[error("the leader failed the read: {0}")]
+    Remote(String),
+}
+
 /// Why a node could not start.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum StartError {

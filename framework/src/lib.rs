@@ -28,11 +28,13 @@ pub mod storage;
 pub mod types;
 
 pub use config::{Config, ConfigError};
-pub use error::{ClientWriteError, Fatal, ProposeError, RecoveryError, StartError, WaitError};
+pub use error::{
+    ClientReadError, ClientWriteError, Fatal, ProposeError, RecoveryError, StartError, WaitError,
+};
 pub use membership::Membership;
 pub use metrics::{RaftMetrics, Wait};
 pub use network::{InProcessNetwork, Network, NetworkError, RaftRpc, Router, Unreliable};
-pub use raft::Raft;
+pub use raft::{Raft, ReadLevel};
 pub use state_machine::{Snapshot, StateMachine, StateMachineError};
 pub use storage::{LogStorage, MemStorage, StorageError, StoredState};
 pub use types::{Entry, EntryPayload, LogId, LogIndex, NodeId, RequestId, RpcId, Term};

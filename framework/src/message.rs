@@ -36,6 +36,10 @@ pub struct AppendEntriesRequest {
     pub entries: Vec<Entry>,
     /// The leader's commit index, capped at what this follower is known to match.
     pub leader_commit: LogIndex,
+    /// The leader's latest quorum round when it sent this message, echoed in the response. A
+    /// quorum of echoes of round `r` proves the sender was still leader after round `r` began:
+    /// ReadIndex and the leader lease are built on it. 0 from a node that does not count rounds.
+    pub round: u64,
 }
 
 /// The follower's answer to AppendEntries.
@@ -45,6 +49,8 @@ pub struct AppendEntriesResponse {
     pub term: Term,
     /// What happened.
     pub outcome: AppendOutcome,
+    /// The request's `round`, echoed.
+    pub round: u64,
 }
 
 /// What a follower did with an AppendEntries request.
@@ -127,5 +133,33 @@ pub enum ForwardResponse {
     /// The receiver is shutting down.
     ShuttingDown,
     /// The receiver failed (a fatal error, or an undecodable command).
+    Failed(String),
+}
+
+/// A follower asks the leader for a read index (follower reads, thesis §6.4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReadIndexRequest {
+    /// Confirm with the leader lease when it holds, instead of a quorum round.
+    pub lease: bool,
+}
+
+/// The leader's answer to a [`ReadIndexRequest`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ReadIndexResponse {
+    /// Leadership confirmed: the asker may serve the read once it has applied `read_index`.
+    Ready {
+        /// Every write committed before the request arrived is at or below this index.
+        read_index: LogIndex,
+    },
+    /// The receiver is not the leader (any more).
+    NotLeader {
+        /// The leader it knows of.
+        leader: Option<NodeId>,
+    },
+    /// Leadership was not confirmed in time.
+    Timeout,
+    /// The receiver is shutting down.
+    ShuttingDown,
+    /// The receiver failed (a fatal error).
     Failed(String),
 }

@@ -5,8 +5,13 @@
 //!  Raft::bootstrap / Raft::start ──► loads storage, builds the core, starts the NodeActor
 //!  raft.client_write(cmd) ──► actor ──► core ──► ... ──► applied ──► response
 //!            └── on a follower: NotLeader { leader } ──► forwarded to the leader (default)
-//!  transport ──► raft.append_entries / request_vote / forward_write (the RaftRpc trait)
+//!  raft.ensure_readable(level) / raft.read(level, f) ──► see `raft/read.rs`
+//!  transport ──► raft.append_entries / request_vote / forward_write / read_index (RaftRpc)
 //! ```
+
+mod read;
+
+pub use read::ReadLevel;
 
 use std::collections::BTreeSet;
 use std::marker::PhantomData;
@@ -23,8 +28,8 @@ use crate::config::Config;
 use crate::core::{Core, Recovered};
 use crate::error::{ClientWriteError, Fatal, StartError};
 use crate::message::{
-    AppendEntriesRequest, AppendEntriesResponse, ForwardRequest, ForwardResponse, Request,
-    Response, VoteRequest, VoteResponse,
+    AppendEntriesRequest, AppendEntriesResponse, ForwardRequest, ForwardResponse, ReadIndexRequest,
+    ReadIndexResponse, Request, Response, VoteRequest, VoteResponse,
 };
 use crate::metrics::{RaftMetrics, Wait};
 use crate::network::{Network, NetworkError, RaftRpc};
@@ -209,14 +214,20 @@ impl<SM: StateMachine> Raft<SM> {
 
     /// Waits until this node knows a leader other than `stale`.
     async fn wait_for_new_leader(&self, stale: Option<NodeId>) -> Result<(), ClientWriteError> {
+        if self.leader_known_besides(stale).await {
+            Ok(())
+        } else {
+            Err(self.stopped_error())
+        }
+    }
+
+    /// Waits until this node knows a leader other than `stale`; false if the node stopped first.
+    async fn leader_known_besides(&self, stale: Option<NodeId>) -> bool {
         let mut metrics = self.inner.metrics.clone();
         let known = metrics
             .wait_for(|m| !m.running || (m.leader.is_some() && m.leader != stale))
             .await;
-        match known {
-            Ok(m) if m.running => Ok(()),
-            _ => Err(self.stopped_error()),
-        }
+        matches!(known, Ok(m) if m.running)
     }
 
     async fn write_locally(&self, command: Vec<u8>) -> Result<SM::Response, ClientWriteError> {
@@ -338,6 +349,10 @@ impl<SM: StateMachine> RaftRpc for Raft<SM> {
             Err(ClientWriteError::ShuttingDown) => ForwardResponse::ShuttingDown,
             Err(other) => ForwardResponse::Failed(other.to_string()),
         })
+    }
+
+    async fn read_index(&self, req: ReadIndexRequest) -> Result<ReadIndexResponse, NetworkError> {
+        Ok(self.answer_read_index(req).await)
     }
 }
 

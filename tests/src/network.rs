@@ -21,8 +21,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use raftor::message::{
-    AppendEntriesRequest, AppendEntriesResponse, ForwardRequest, ForwardResponse, VoteRequest,
-    VoteResponse,
+    AppendEntriesRequest, AppendEntriesResponse, ForwardRequest, ForwardResponse, ReadIndexRequest,
+    ReadIndexResponse, VoteRequest, VoteResponse,
 };
 use raftor::{InProcessNetwork, Network, NetworkError, NodeId};
 
@@ -137,5 +137,13 @@ impl Network for FaultyNetwork {
     ) -> Result<ForwardResponse, NetworkError> {
         // Client traffic, not part of the protocol under test: no delays.
         self.inner.forward_write(target, req).await
+    }
+
+    async fn read_index(
+        &self,
+        target: NodeId,
+        req: ReadIndexRequest,
+    ) -> Result<ReadIndexResponse, NetworkError> {
+        self.inner.read_index(target, req).await
     }
 }

@@ -10,6 +10,8 @@
 //! - `Reply` answers the waiting inbound RPC.
 //! - `Apply` hands the entries, and the waiting clients' channels, to the apply worker.
 //! - `Reject` answers a client with an error.
+//! - `ReadReady` / `RejectRead` answer a waiting read with its read index (the handle then waits
+//!   for the state machine to apply it) or with `NotLeader`.
 
 use std::sync::Arc;
 
@@ -17,13 +19,13 @@ use actix::{ActorFutureExt, AsyncContext, Context};
 use tracing::trace;
 
 use crate::core::{Action, Input};
-use crate::error::{ClientWriteError, ProposeError};
+use crate::error::{ClientReadError, ClientWriteError, ProposeError};
 use crate::message::{Request, Response};
 use crate::state_machine::StateMachine;
 use crate::types::NodeId;
 
 use super::node::NodeActor;
-use super::workers::{ApplyJob, StorageOp};
+use super::workers::{ApplyJob, ApplyWork, StorageOp};
 
 impl<SM: StateMachine> NodeActor<SM> {
     /// Executes actions in order, holding back everything after an unsaved hard state.
@@ -70,11 +72,31 @@ impl<SM: StateMachine> NodeActor<SM> {
                     })
                     .collect();
                 // The worker only stops after a fatal error, which stops this actor too.
-                let _ = self.apply_tx.send(ApplyJob { entries, clients });
+                let _ = self
+                    .apply_tx
+                    .send(ApplyWork::Apply(ApplyJob { entries, clients }));
             }
             Action::Reject { request, error } => {
                 if let Some(tx) = self.pending_clients.remove(&request) {
                     let _ = tx.send(Err(client_error(error)));
+                }
+            }
+            Action::ReadReady {
+                request,
+                read_index,
+            } => {
+                if let Some(tx) = self.pending_reads.remove(&request) {
+                    let _ = tx.send(Ok(read_index));
+                }
+            }
+            Action::RejectRead { request, error } => {
+                if let Some(tx) = self.pending_reads.remove(&request) {
+                    let leader = match error {
+                        ProposeError::NotLeader { leader } | ProposeError::Dropped { leader } => {
+                            leader
+                        }
+                    };
+                    let _ = tx.send(Err(ClientReadError::NotLeader { leader }));
                 }
             }
         }

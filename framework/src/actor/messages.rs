@@ -3,7 +3,8 @@
 use actix::Message;
 use tokio::sync::oneshot;
 
-use crate::error::{ClientWriteError, Fatal};
+use crate::core::ReadMode;
+use crate::error::{ClientReadError, ClientWriteError, Fatal};
 use crate::message::{Request, Response};
 use crate::storage::StorageError;
 use crate::types::{LogId, LogIndex, NodeId};
@@ -15,6 +16,25 @@ pub(crate) struct ClientWrite<R> {
 }
 
 impl<R: Send + 'static> Message for ClientWrite<R> {
+    type Result = ();
+}
+
+/// A read from the handle: answered with the read index once the leader may serve it.
+pub(crate) struct ClientRead {
+    pub mode: ReadMode,
+    pub tx: oneshot::Sender<Result<LogIndex, ClientReadError>>,
+}
+
+impl Message for ClientRead {
+    type Result = ();
+}
+
+/// A read to run against the state machine, queued behind the apply work before it.
+pub(crate) struct RunRead<SM> {
+    pub read: Box<dyn FnOnce(&SM) + Send>,
+}
+
+impl<SM: 'static> Message for RunRead<SM> {
     type Result = ();
 }
 

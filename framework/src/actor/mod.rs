@@ -20,7 +20,7 @@ mod messages;
 mod node;
 mod workers;
 
-pub(crate) use messages::{ClientWrite, Inbound, Shutdown};
+pub(crate) use messages::{ClientRead, ClientWrite, Inbound, RunRead, Shutdown};
 pub use node::NodeActor;
 pub(crate) use node::{metrics_of, NodeParts, Worker};
 pub(crate) use workers::{run_apply, run_storage};

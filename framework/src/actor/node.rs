@@ -12,15 +12,17 @@ use tracing::{debug, warn};
 
 use crate::config::Config;
 use crate::core::{Action, Core, Input, Proposal, Role};
-use crate::error::{ClientWriteError, Fatal};
+use crate::error::{ClientReadError, ClientWriteError, Fatal};
 use crate::message::Response;
 use crate::metrics::RaftMetrics;
 use crate::network::Network;
 use crate::state_machine::StateMachine;
-use crate::types::{RequestId, RpcId};
+use crate::types::{LogIndex, RequestId, RpcId};
 
-use super::messages::{ApplyDone, ClientWrite, Inbound, Shutdown, StorageDone};
-use super::workers::{ApplyJob, StorageOp};
+use super::messages::{
+    ApplyDone, ClientRead, ClientWrite, Inbound, RunRead, Shutdown, StorageDone,
+};
+use super::workers::{ApplyWork, StorageOp};
 
 /// A boxed IO worker, started with the actor and stopped with it.
 pub(crate) type Worker = Pin<Box<dyn Future<Output = ()>>>;
@@ -36,13 +38,16 @@ pub struct NodeActor<SM: StateMachine> {
     pub(super) config: Config,
     pub(super) network: Arc<dyn Network>,
     pub(super) storage_tx: mpsc::UnboundedSender<StorageOp>,
-    pub(super) apply_tx: mpsc::UnboundedSender<ApplyJob<SM::Response>>,
+    pub(super) apply_tx: mpsc::UnboundedSender<ApplyWork<SM>>,
     workers: Option<WorkerFactory<SM>>,
     /// Inbound RPCs waiting for the core's reply.
     pub(super) pending_rpcs: BTreeMap<RpcId, oneshot::Sender<Response>>,
     /// Client writes waiting for their entry to be applied or refused.
     pub(super) pending_clients:
         BTreeMap<RequestId, oneshot::Sender<Result<SM::Response, ClientWriteError>>>,
+    /// Reads waiting for the core to confirm (or refuse) them.
+    pub(super) pending_reads:
+        BTreeMap<RequestId, oneshot::Sender<Result<LogIndex, ClientReadError>>>,
     /// Proposals held while the leader's previous append is being written: they go out as one
     /// batch when it completes (one append, one message per follower).
     proposal_buffer: Vec<Proposal>,
@@ -67,7 +72,7 @@ pub(crate) struct NodeParts<SM: StateMachine> {
     pub config: Config,
     pub network: Arc<dyn Network>,
     pub storage_tx: mpsc::UnboundedSender<StorageOp>,
-    pub apply_tx: mpsc::UnboundedSender<ApplyJob<SM::Response>>,
+    pub apply_tx: mpsc::UnboundedSender<ApplyWork<SM>>,
     pub workers: WorkerFactory<SM>,
     pub metrics_tx: watch::Sender<RaftMetrics>,
     pub fatal: Arc<Mutex<Option<Fatal>>>,
@@ -85,6 +90,7 @@ impl<SM: StateMachine> NodeActor<SM> {
             workers: Some(parts.workers),
             pending_rpcs: BTreeMap::new(),
             pending_clients: BTreeMap::new(),
+            pending_reads: BTreeMap::new(),
             proposal_buffer: Vec::new(),
             appends_in_flight: 0,
             deferred: VecDeque::new(),
@@ -137,6 +143,13 @@ impl<SM: StateMachine> NodeActor<SM> {
         self.stopping = true;
         for (_, tx) in std::mem::take(&mut self.pending_clients) {
             let _ = tx.send(Err(error.clone()));
+        }
+        let read_error = match &error {
+            ClientWriteError::Fatal(fatal) => ClientReadError::Fatal(fatal.clone()),
+            _ => ClientReadError::ShuttingDown,
+        };
+        for (_, tx) in std::mem::take(&mut self.pending_reads) {
+            let _ = tx.send(Err(read_error.clone()));
         }
         self.pending_rpcs.clear();
         self.proposal_buffer.clear();
@@ -192,6 +205,7 @@ impl<SM: StateMachine> NodeActor<SM> {
         // Forget clients that gave up (their timeout fired), so the map cannot grow without bound.
         if self.ticks % 100 == 0 {
             self.pending_clients.retain(|_, tx| !tx.is_closed());
+            self.pending_reads.retain(|_, tx| !tx.is_closed());
         }
     }
 }
@@ -215,6 +229,39 @@ impl<SM: StateMachine> Handler<ClientWrite<SM::Response>> for NodeActor<SM> {
         let must_wait = self.core.role() == Role::Leader && self.appends_in_flight > 0;
         if !must_wait || self.proposal_buffer.len() as u64 >= self.config.max_entries_per_message {
             self.flush_proposals(ctx);
+        }
+    }
+}
+
+impl<SM: StateMachine> Handler<ClientRead> for NodeActor<SM> {
+    type Result = ();
+
+    fn handle(&mut self, msg: ClientRead, ctx: &mut Context<Self>) {
+        let _guard = self.span.clone().entered();
+        if self.stopping {
+            let _ = msg.tx.send(Err(ClientReadError::ShuttingDown));
+            return;
+        }
+        let request = RequestId(self.next_request);
+        self.next_request += 1;
+        self.pending_reads.insert(request, msg.tx);
+        self.step(
+            Input::Read {
+                request,
+                mode: msg.mode,
+            },
+            ctx,
+        );
+    }
+}
+
+impl<SM: StateMachine> Handler<RunRead<SM>> for NodeActor<SM> {
+    type Result = ();
+
+    fn handle(&mut self, msg: RunRead<SM>, _ctx: &mut Context<Self>) {
+        if !self.stopping {
+            // Dropped (the caller sees ShuttingDown) only if the worker stopped on a fatal error.
+            let _ = self.apply_tx.send(ApplyWork::Read(msg.read));
         }
     }
 }

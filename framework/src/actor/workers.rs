@@ -30,6 +30,17 @@ pub(crate) struct ApplyJob<R> {
     pub clients: Vec<(LogIndex, oneshot::Sender<Result<R, ClientWriteError>>)>,
 }
 
+/// A read run against the state machine, after every apply job queued before it.
+pub(crate) type StateMachineRead<SM> = Box<dyn FnOnce(&SM) + Send>;
+
+/// Work for the apply worker, in order.
+pub(crate) enum ApplyWork<SM: StateMachine> {
+    /// Apply committed entries.
+    Apply(ApplyJob<SM::Response>),
+    /// Run a read (its index is already applied: the handle waited for it).
+    Read(StateMachineRead<SM>),
+}
+
 /// Runs storage writes in order. Appends that queued up while the previous write ran are merged
 /// into one call (one fsync for a durable store): group commit.
 pub(crate) async fn run_storage<S, A>(
@@ -96,13 +107,20 @@ fn merge_appends(batch: Vec<StorageOp>) -> Vec<(StorageOp, u64)> {
 /// Applies committed entries in order and answers the clients waiting on them.
 pub(crate) async fn run_apply<SM, A>(
     mut state_machine: SM,
-    mut rx: mpsc::UnboundedReceiver<ApplyJob<SM::Response>>,
+    mut rx: mpsc::UnboundedReceiver<ApplyWork<SM>>,
     actor: Addr<A>,
 ) where
     SM: StateMachine,
     A: Actor<Context = actix::Context<A>> + Handler<ApplyDone>,
 {
-    while let Some(job) = rx.recv().await {
+    while let Some(work) = rx.recv().await {
+        let job = match work {
+            ApplyWork::Apply(job) => job,
+            ApplyWork::Read(read) => {
+                read(&state_machine);
+                continue;
+            }
+        };
         let mut clients: BTreeMap<LogIndex, _> = job.clients.into_iter().collect();
         let mut last = None;
         for entry in job.entries {

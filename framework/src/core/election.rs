@@ -78,7 +78,8 @@ impl Core {
         self.record_vote(self.id, true);
     }
 
-    /// Whether this node heard from a live leader recently enough to refuse disrupting it.
+    /// Whether this node heard from a live leader recently enough to refuse disrupting it. The
+    /// leader lease (`read_index.rs`) relies on this promise. NB: a node that restarts forgets it.
     fn is_in_leader_lease(&self) -> bool {
         self.config.check_quorum
             && self.leader.is_some()

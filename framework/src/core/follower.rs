@@ -8,7 +8,7 @@ use crate::message::{
 use crate::types::{Entry, LogId, LogIndex, NodeId, RpcId, Term};
 
 use super::io::Action;
-use super::node::{Core, PendingAck, RoleState};
+use super::node::{AckTo, Core, PendingAck, RoleState};
 
 impl Core {
     pub(super) fn handle_append_entries(
@@ -17,8 +17,13 @@ impl Core {
         rpc: RpcId,
         req: AppendEntriesRequest,
     ) {
+        let reply_to = AckTo {
+            to: from,
+            rpc,
+            round: req.round,
+        };
         if req.term < self.hard_state.term {
-            self.reply_append(from, rpc, AppendOutcome::StaleTerm);
+            self.reply_append(reply_to, AppendOutcome::StaleTerm);
             return;
         }
         if req.term > self.hard_state.term
@@ -35,7 +40,7 @@ impl Core {
                     conflict_term: None,
                     first_index: self.log.last_index().next(),
                 };
-                self.reply_conflict(from, rpc, prev.index, hint);
+                self.reply_conflict(reply_to, prev.index, hint);
             }
             Some(term) if term != prev.term => {
                 let first_index = self.log.first_index_of_term_run(term, prev.index);
@@ -43,22 +48,21 @@ impl Core {
                     conflict_term: Some(term),
                     first_index,
                 };
-                self.reply_conflict(from, rpc, prev.index, hint);
+                self.reply_conflict(reply_to, prev.index, hint);
             }
-            Some(_) => self.accept_entries(from, rpc, req),
+            Some(_) => self.accept_entries(reply_to, req),
         }
     }
 
     /// `prev_log_id` matched: store what is new, advance commit, and acknowledge once durable.
-    fn accept_entries(&mut self, from: NodeId, rpc: RpcId, req: AppendEntriesRequest) {
+    fn accept_entries(&mut self, reply_to: AckTo, req: AppendEntriesRequest) {
         let matched = req.prev_log_id.index.plus(req.entries.len() as u64);
         self.append_new_entries(req.entries);
         self.leader_match = self.leader_match.max(matched);
         // Only what is known to match the leader may be committed here (§5.3).
         self.log.commit_to(req.leader_commit.min(matched));
         self.pending_acks.push_back(PendingAck {
-            to: from,
-            rpc,
+            reply_to,
             match_index: matched,
         });
         self.send_durable_acks();
@@ -102,7 +106,7 @@ impl Core {
             }
             self.pending_acks.pop_front();
             let match_index = self.leader_match.min(durable).max(ack.match_index);
-            self.reply_append(ack.to, ack.rpc, AppendOutcome::Success { match_index });
+            self.reply_append(ack.reply_to, AppendOutcome::Success { match_index });
         }
     }
 
@@ -110,20 +114,13 @@ impl Core {
     /// leader learns it is deposed and every request still gets exactly one reply.
     pub(super) fn flush_stale_acks(&mut self) {
         while let Some(ack) = self.pending_acks.pop_front() {
-            self.reply_append(ack.to, ack.rpc, AppendOutcome::StaleTerm);
+            self.reply_append(ack.reply_to, AppendOutcome::StaleTerm);
         }
     }
 
-    fn reply_conflict(
-        &mut self,
-        to: NodeId,
-        rpc: RpcId,
-        rejected_index: LogIndex,
-        hint: ConflictHint,
-    ) {
+    fn reply_conflict(&mut self, reply_to: AckTo, rejected_index: LogIndex, hint: ConflictHint) {
         self.reply_append(
-            to,
-            rpc,
+            reply_to,
             AppendOutcome::Conflict {
                 rejected_index,
                 hint,
@@ -131,14 +128,15 @@ impl Core {
         );
     }
 
-    fn reply_append(&mut self, to: NodeId, rpc: RpcId, outcome: AppendOutcome) {
+    fn reply_append(&mut self, reply_to: AckTo, outcome: AppendOutcome) {
         let response = AppendEntriesResponse {
             term: self.hard_state.term,
             outcome,
+            round: reply_to.round,
         };
         self.push(Action::Reply {
-            to,
-            rpc,
+            to: reply_to.to,
+            rpc: reply_to.rpc,
             response: Response::AppendEntries(response),
         });
     }

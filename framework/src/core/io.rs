@@ -57,6 +57,23 @@ pub enum Input {
         /// The last applied index.
         up_to: LogIndex,
     },
+    /// A client wants to read: answered with [`Action::ReadReady`] once the state machine may
+    /// serve it, or [`Action::RejectRead`].
+    Read {
+        /// Echoed in the answer.
+        request: RequestId,
+        /// How the leader confirms it may serve the read.
+        mode: ReadMode,
+    },
+}
+
+/// How a leader makes sure a read sees every write committed before it (thesis §6.4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ReadMode {
+    /// ReadIndex: confirm leadership with a quorum round begun after the read arrived.
+    ReadIndex,
+    /// Serve at once while the leader lease holds (bounded clock drift); else as `ReadIndex`.
+    Lease,
 }
 
 /// Work the driver must do, in order. The ordering rules that keep Raft safe:
@@ -111,6 +128,20 @@ pub enum Action {
         /// The proposal's request id.
         request: RequestId,
         /// Why.
+        error: ProposeError,
+    },
+    /// The read may be served once the state machine has applied `read_index`.
+    ReadReady {
+        /// The read's request id.
+        request: RequestId,
+        /// Every write committed before the read arrived is at or below this index.
+        read_index: LogIndex,
+    },
+    /// This node cannot serve the read (it is not the leader, or stopped leading).
+    RejectRead {
+        /// The read's request id.
+        request: RequestId,
+        /// Why (`NotLeader`, with the leader if known).
         error: ProposeError,
     },
 }

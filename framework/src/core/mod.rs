@@ -26,7 +26,8 @@
 //!
 //! Files: `node.rs` (state and dispatch), `election.rs` (timer, PreVote, votes),
 //! `replication.rs` (leader: progress, heartbeats, commit, CheckQuorum), `follower.rs` (consistency
-//! check, durable acks, apply), `log.rs`, `progress.rs`, `rng.rs`, `io.rs` (inputs and actions).
+//! check, durable acks, apply), `read_index.rs` (ReadIndex and the leader lease), `log.rs`,
+//! `progress.rs`, `rng.rs`, `io.rs` (inputs and actions).
 
 mod election;
 mod follower;
@@ -34,6 +35,7 @@ mod io;
 mod log;
 mod node;
 mod progress;
+mod read_index;
 mod replication;
 mod rng;
 
@@ -43,7 +45,7 @@ pub mod testkit;
 #[cfg(test)]
 mod tests;
 
-pub use io::{Action, HardState, Input, Proposal, Recovered};
+pub use io::{Action, HardState, Input, Proposal, ReadMode, Recovered};
 pub use node::{Core, Role};
 pub use progress::ProgressState;
 pub use rng::SeededRng;

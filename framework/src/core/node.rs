@@ -12,6 +12,7 @@ use crate::types::{EntryPayload, LogId, LogIndex, NodeId, RequestId, RpcId, Term
 use super::io::{Action, HardState, Input, Recovered};
 use super::log::RaftLog;
 use super::progress::Progress;
+use super::read_index::ReadState;
 use super::rng::SeededRng;
 
 /// The role a node plays, as seen from outside.
@@ -41,6 +42,8 @@ pub(super) struct LeaderState {
     pub progress: BTreeMap<NodeId, Progress>,
     /// Ticks since the last heartbeat round.
     pub heartbeat_elapsed: u64,
+    /// Quorum rounds and the reads waiting on them (ReadIndex, lease).
+    pub reads: ReadState,
 }
 
 /// Role-specific state.
@@ -52,11 +55,19 @@ pub(super) enum RoleState {
     Leader(LeaderState),
 }
 
+/// Where a follower's answer to one AppendEntries goes.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct AckTo {
+    pub to: NodeId,
+    pub rpc: RpcId,
+    /// The request's quorum round, echoed back.
+    pub round: u64,
+}
+
 /// A follower's acknowledgement waiting for its entries to become durable (contract 2).
 #[derive(Debug, Clone, Copy)]
 pub(super) struct PendingAck {
-    pub to: NodeId,
-    pub rpc: RpcId,
+    pub reply_to: AckTo,
     /// Sent once `persisted` reaches this index.
     pub match_index: LogIndex,
 }
@@ -94,6 +105,9 @@ pub struct Core {
     /// term, `Dropped` if another entry was committed there. NB: not on truncation — an entry
     /// removed here may still be on other nodes and commit.
     pub(super) clients: BTreeMap<(LogIndex, Term), RequestId>,
+    /// Quorum rounds begun because reads were waiting (not counting heartbeats): with many
+    /// concurrent readers, far fewer than reads.
+    pub(super) read_rounds: u64,
     /// Actions produced by the current `step`.
     pub(super) actions: Vec<Action>,
 }
@@ -143,6 +157,7 @@ impl Core {
             leader_match: LogIndex(0),
             pending_acks: VecDeque::new(),
             clients: BTreeMap::new(),
+            read_rounds: 0,
             actions: Vec::new(),
         };
         core.reload_membership();
@@ -165,9 +180,11 @@ impl Core {
             Input::Propose(proposals) => self.handle_propose(proposals),
             Input::LogPersisted { up_to } => self.handle_log_persisted(up_to),
             Input::Applied { up_to } => self.log.mark_applied(up_to),
+            Input::Read { request, mode } => self.handle_read(request, mode),
         }
         // Whatever became committed and durable during this step goes to the state machine.
         self.maybe_apply();
+        self.maybe_serve_reads();
         self.flush_hard_state();
         std::mem::take(&mut self.actions)
     }
@@ -227,6 +244,16 @@ impl Core {
         &self.membership.1
     }
 
+    /// Quorum rounds begun for waiting reads since the node started (heartbeats not counted).
+    pub fn read_rounds(&self) -> u64 {
+        self.read_rounds
+    }
+
+    /// Whether this node is leader and its lease holds (lease reads are served at once).
+    pub fn has_leader_lease(&self) -> bool {
+        self.has_lease()
+    }
+
     /// The in-memory log, from index 1.
     pub fn entries(&self) -> &[crate::types::Entry] {
         self.log.entries()
@@ -270,9 +297,12 @@ impl Core {
         if self.leader != leader {
             self.leader_match = LogIndex(0);
         }
-        self.role = RoleState::Follower;
+        let previous = std::mem::replace(&mut self.role, RoleState::Follower);
         self.leader = leader;
         self.reset_election_timer();
+        if let RoleState::Leader(state) = previous {
+            self.reject_reads(state.reads);
+        }
     }
 
     /// Restarts the election timer with a fresh randomized timeout (§5.2).

@@ -18,6 +18,7 @@ use crate::types::{Entry, EntryPayload, LogId, LogIndex, NodeId, Term};
 use super::io::{Action, Proposal};
 use super::node::{Core, LeaderState, RoleState};
 use super::progress::{Progress, ProgressState};
+use super::read_index::ReadState;
 
 impl Core {
     /// Takes office: every follower starts in probe; a blank entry of the new term lets the
@@ -35,9 +36,11 @@ impl Core {
         self.role = RoleState::Leader(LeaderState {
             progress,
             heartbeat_elapsed: 0,
+            reads: ReadState::default(),
         });
         self.leader = Some(self.id);
         self.election_elapsed = 0;
+        self.begin_round();
         self.append_as_leader(vec![EntryPayload::Blank]);
         self.broadcast_append();
     }
@@ -152,12 +155,17 @@ impl Core {
             );
         };
         let matched = prev_index.plus(entries.len() as u64);
+        let round = match &self.role {
+            RoleState::Leader(leader) => leader.reads.round,
+            _ => 0,
+        };
         let request = AppendEntriesRequest {
             term: self.hard_state.term,
             leader_id: self.id,
             prev_log_id,
             entries,
             leader_commit: self.log.commit_index().min(matched),
+            round,
         };
         self.push(Action::Send {
             to,
@@ -208,10 +216,12 @@ impl Core {
 
     /// A heartbeat round: each probing follower gets its probe again; each replicating follower
     /// gets an empty AppendEntries at its match index, or a fresh probe if its pipeline stalled.
-    fn send_heartbeats(&mut self) {
+    /// Each round is numbered for ReadIndex and the lease (`read_index.rs`).
+    pub(super) fn send_heartbeats(&mut self) {
         if let RoleState::Leader(leader) = &mut self.role {
             leader.heartbeat_elapsed = 0;
         }
+        self.begin_round();
         let stall_ticks = self.config.election_timeout_min_ticks;
         let now_tick = self.now_tick;
         for peer in self.peers() {
@@ -248,6 +258,7 @@ impl Core {
         if resp.term < self.hard_state.term {
             return;
         }
+        self.note_round_echo(from, resp.round);
         let last_index = self.log.last_index();
         let Some(progress) = self.progress_mut(from) else {
             return;

@@ -12,8 +12,8 @@ use serde::Serialize;
 
 use crate::core::SeededRng;
 use crate::message::{
-    AppendEntriesRequest, AppendEntriesResponse, ForwardRequest, ForwardResponse, VoteRequest,
-    VoteResponse,
+    AppendEntriesRequest, AppendEntriesResponse, ForwardRequest, ForwardResponse, ReadIndexRequest,
+    ReadIndexResponse, VoteRequest, VoteResponse,
 };
 use crate::types::NodeId;
 
@@ -290,6 +290,17 @@ impl Network for InProcessNetwork {
     ) -> Result<ForwardResponse, NetworkError> {
         self.call(target, req, |node, req| async move {
             node.forward_write(req).await
+        })
+        .await
+    }
+
+    async fn read_index(
+        &self,
+        target: NodeId,
+        req: ReadIndexRequest,
+    ) -> Result<ReadIndexResponse, NetworkError> {
+        self.call(target, req, |node, req| async move {
+            node.read_index(req).await
         })
         .await
     }

@@ -16,8 +16,8 @@ use async_trait::async_trait;
 use thiserror::Error;
 
 use crate::message::{
-    AppendEntriesRequest, AppendEntriesResponse, ForwardRequest, ForwardResponse, VoteRequest,
-    VoteResponse,
+    AppendEntriesRequest, AppendEntriesResponse, ForwardRequest, ForwardResponse, ReadIndexRequest,
+    ReadIndexResponse, VoteRequest, VoteResponse,
 };
 use crate::types::NodeId;
 
@@ -46,6 +46,13 @@ pub trait Network: Send + Sync + 'static {
         target: NodeId,
         req: ForwardRequest,
     ) -> Result<ForwardResponse, NetworkError>;
+
+    /// Asks `target`, the leader, for a read index (a read on a follower).
+    async fn read_index(
+        &self,
+        target: NodeId,
+        req: ReadIndexRequest,
+    ) -> Result<ReadIndexResponse, NetworkError>;
 }
 
 /// The receiving side of the RPCs: implemented by the `Raft` handle, called by transports.
@@ -60,6 +67,8 @@ pub trait RaftRpc: Send + Sync + 'static {
     async fn request_vote(&self, req: VoteRequest) -> Result<VoteResponse, NetworkError>;
     /// Handles a forwarded client write.
     async fn forward_write(&self, req: ForwardRequest) -> Result<ForwardResponse, NetworkError>;
+    /// Handles a follower's request for a read index.
+    async fn read_index(&self, req: ReadIndexRequest) -> Result<ReadIndexResponse, NetworkError>;
 }
 
 /// An RPC did not get a response. The protocol treats it as a lost message and retries.

@@ -31,6 +31,11 @@ pub fn format_action(action: &Action) -> String {
             }
         }
         Action::Reject { request, error } => format!("reject {request} {error}"),
+        Action::ReadReady {
+            request,
+            read_index,
+        } => format!("read-ready {request} index={read_index}"),
+        Action::RejectRead { request, error } => format!("reject-read {request} {error}"),
     }
 }
 

@@ -222,6 +222,15 @@ impl Cluster {
         request
     }
 
+    /// Asks node `id` for a read at `mode`; returns the request id its answer will carry (see
+    /// [`SimNode::reads`]).
+    pub fn read(&mut self, id: NodeId, mode: crate::core::ReadMode) -> RequestId {
+        let request = RequestId(self.next_request);
+        self.next_request += 1;
+        self.step(id, Input::Read { request, mode });
+        request
+    }
+
     /// Delivers the in-flight message at `position` (0 is the oldest), unless its link is
     /// blocked or its recipient is down, in which case it is lost.
     pub fn deliver(&mut self, position: usize) {

@@ -33,6 +33,8 @@ pub struct SimNode {
     pub applied: Vec<Entry>,
     /// How each client request was answered: the index it was applied at, or why not.
     pub answers: BTreeMap<RequestId, Result<LogIndex, ProposeError>>,
+    /// How each read was answered: the read index it may be served at, or why not.
+    pub reads: BTreeMap<RequestId, Result<LogIndex, ProposeError>>,
     /// How many times the node restarted.
     pub restarts: u64,
 }
@@ -48,6 +50,7 @@ impl SimNode {
             pending_writes: VecDeque::new(),
             applied: Vec::new(),
             answers: BTreeMap::new(),
+            reads: BTreeMap::new(),
             restarts: 0,
         };
         node.start(config, seed);
@@ -100,6 +103,15 @@ impl SimNode {
             Action::Apply { entries, clients } => return self.apply(entries, clients),
             Action::Reject { request, error } => {
                 self.answers.insert(request, Err(error));
+            }
+            Action::ReadReady {
+                request,
+                read_index,
+            } => {
+                self.reads.insert(request, Ok(read_index));
+            }
+            Action::RejectRead { request, error } => {
+                self.reads.insert(request, Err(error));
             }
             Action::Send { .. } | Action::Reply { .. } => {
                 panic!("network actions are executed by the cluster, not the node")

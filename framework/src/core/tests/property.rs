@@ -47,7 +47,7 @@ use crate::config::Config;
 use crate::core::testkit::{
     format_request, format_response, Body, Cluster, Envelope, InvariantChecker,
 };
-use crate::core::{Core, HardState, Input, Proposal, Recovered, Role, SeededRng};
+use crate::core::{Core, HardState, Input, Proposal, ReadMode, Recovered, Role, SeededRng};
 use crate::message::{AppendEntriesRequest, Request};
 use crate::types::{Entry, EntryPayload, LogId, LogIndex, NodeId, RequestId, RpcId, Term};
 
@@ -157,6 +157,7 @@ fn a_seed_replays_exactly() {
 fn replay(seed: u64, steps: u64) {
     let mut progress = Progress {
         steps_override: Some(steps),
+        without_reads: true,
         ..Default::default()
     };
     run_or_report(seed, &mut progress);
@@ -262,6 +263,7 @@ fn regression_completion_of_an_overwritten_write_is_not_trusted() {
             prev_log_id: prev,
             entries,
             leader_commit: LogIndex(1),
+            round: 0,
         }),
     };
     let recovered = Recovered {
@@ -333,6 +335,9 @@ struct Progress {
     print_trace: bool,
     trace: Vec<String>,
     final_state: String,
+    /// Issue no reads: the regression seeds were recorded before reads existed, and reads add
+    /// messages that change every later choice.
+    without_reads: bool,
 }
 
 /// Counters summed over schedules, to show the schedules reach interesting states.
@@ -350,6 +355,8 @@ struct Stats {
     proposals: u64,
     answered_ok: u64,
     answered_err: u64,
+    /// Reads answered `ReadReady`, each checked against what was committed when it arrived.
+    reads_ready: u64,
     crashes: u64,
     truncations: u64,
     /// The most reliable rounds any final phase needed.
@@ -368,6 +375,7 @@ impl Stats {
         self.proposals += other.proposals;
         self.answered_ok += other.answered_ok;
         self.answered_err += other.answered_err;
+        self.reads_ready += other.reads_ready;
         self.crashes += other.crashes;
         self.truncations += other.truncations;
         self.max_liveness_rounds = self.max_liveness_rounds.max(other.max_liveness_rounds);
@@ -379,8 +387,8 @@ impl fmt::Display for Stats {
         write!(
             f,
             "{} schedules, {} steps ({}% with a leader), {} elections, max term {}, \
-             {} committed entries (longest log {}), {} proposals ({} ok, {} err), {} crashes, \
-             {} truncations, final phase <= {} rounds",
+             {} committed entries (longest log {}), {} proposals ({} ok, {} err), {} reads served, \
+             {} crashes, {} truncations, final phase <= {} rounds",
             self.schedules,
             self.steps,
             self.steps_with_leader * 100 / self.steps.max(1),
@@ -391,6 +399,7 @@ impl fmt::Display for Stats {
             self.proposals,
             self.answered_ok,
             self.answered_err,
+            self.reads_ready,
             self.crashes,
             self.truncations,
             self.max_liveness_rounds
@@ -431,6 +440,8 @@ fn random_config(dice: &mut Dice) -> Config {
         heartbeat_interval_ticks: dice.range(1, (election_min / 2).max(2)),
         pre_vote: dice.percent(50),
         check_quorum: dice.percent(50),
+        // Not drawn from the dice, so recorded seeds keep their schedules.
+        lease_drift_margin_ticks: election_min / 3,
         ..Default::default()
     };
     if dice.percent(40) {
@@ -515,6 +526,19 @@ struct ProposalRecord {
     restarts: u64,
 }
 
+/// A ReadIndex read and the committed log's length when it arrived: every entry committed
+/// before it must be at or below the index it is served at (linearizability).
+#[derive(Debug)]
+struct ReadRecord {
+    node: NodeId,
+    request: RequestId,
+    committed_before: u64,
+    checked: bool,
+}
+
+/// Reads use request ids from here on, apart from proposals.
+const FIRST_READ_REQUEST: u64 = 1 << 40;
+
 /// One schedule in progress.
 struct Schedule<'a> {
     seed: u64,
@@ -531,6 +555,7 @@ struct Schedule<'a> {
     /// writes pending across several terms, so completions arrive after truncations.
     disk_speed: BTreeMap<NodeId, u64>,
     proposals: Vec<ProposalRecord>,
+    reads: Vec<ReadRecord>,
     /// Terms in which a leader was seen.
     leader_terms: BTreeSet<Term>,
     progress: &'a mut Progress,
@@ -585,6 +610,7 @@ impl<'a> Schedule<'a> {
             max_down: (size as usize - 1) / 2,
             disk_speed,
             proposals: Vec::new(),
+            reads: Vec::new(),
             leader_terms: BTreeSet::new(),
             progress,
             stats: Stats {
@@ -838,6 +864,49 @@ impl<'a> Schedule<'a> {
             self.proposals.push(record);
         }
         self.cluster.step(id, Input::Propose(batch));
+        if !self.progress.without_reads {
+            self.read(id);
+        }
+    }
+
+    /// A ReadIndex read on `id` beside each proposal (no dice: the schedule stays the same).
+    /// Lease reads are not checked here: nodes tick independently, so clocks drift without bound.
+    fn read(&mut self, id: NodeId) {
+        let request = RequestId(FIRST_READ_REQUEST + self.reads.len() as u64);
+        self.reads.push(ReadRecord {
+            node: id,
+            request,
+            committed_before: self.checker.committed().len() as u64,
+            checked: false,
+        });
+        self.cluster.step(
+            id,
+            Input::Read {
+                request,
+                mode: ReadMode::ReadIndex,
+            },
+        );
+    }
+
+    /// Every read served so far covers what was committed before it arrived.
+    fn check_reads(&mut self) {
+        for read in self.reads.iter_mut().filter(|read| !read.checked) {
+            let Some(answer) = self.cluster.node(read.node).reads.get(&read.request) else {
+                continue;
+            };
+            read.checked = true;
+            if let Ok(read_index) = answer {
+                assert!(
+                    read_index.0 >= read.committed_before,
+                    "read {} on {} served at index {read_index}, but {} entries were committed \
+                     before it arrived",
+                    read.request,
+                    read.node,
+                    read.committed_before
+                );
+                self.stats.reads_ready += 1;
+            }
+        }
     }
 
     /// The invariants, after every step.
@@ -846,6 +915,7 @@ impl<'a> Schedule<'a> {
             panic!("invariant violated: {violation}");
         }
         self.check_durability();
+        self.check_reads();
         let mut leader_seen = false;
         for node in self.cluster.nodes.values() {
             let Some(core) = &node.core else { continue };

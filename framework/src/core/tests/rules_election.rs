@@ -68,13 +68,11 @@ fn winning_the_vote_appends_a_blank_entry_and_probes_every_follower() {
     let actions = core.step(vote_response(2, 1, true, false));
     let probe = |to| Action::Send {
         to: n(to),
-        request: crate::message::Request::AppendEntries(append_request(
-            1,
-            1,
-            log_id(0, 1),
-            vec![blank(1, 2)],
-            1,
-        )),
+        // The first message of a term of office carries its first quorum round.
+        request: crate::message::Request::AppendEntries(crate::message::AppendEntriesRequest {
+            round: 1,
+            ..append_request(1, 1, log_id(0, 1), vec![blank(1, 2)], 1)
+        }),
     };
     assert_eq!(
         actions,

@@ -139,6 +139,7 @@ pub fn append_request(
         prev_log_id: prev,
         entries,
         leader_commit: LogIndex(commit),
+        round: 0,
     }
 }
 
@@ -154,6 +155,7 @@ pub fn append_reply(to: u64, rpc: u64, term: u64, outcome: AppendOutcome) -> Act
     let response = Response::AppendEntries(AppendEntriesResponse {
         term: Term(term),
         outcome,
+        round: 0,
     });
     Action::Reply {
         to: n(to),
@@ -166,6 +168,7 @@ pub fn append_response(from: u64, term: u64, outcome: AppendOutcome) -> Input {
     let response = Response::AppendEntries(AppendEntriesResponse {
         term: Term(term),
         outcome,
+        round: 0,
     });
     Input::Response {
         from: n(from),
