@@ -28,6 +28,8 @@
 //! `replication.rs` (leader: progress, heartbeats, commit, CheckQuorum), `follower.rs` (consistency
 //! check, durable acks, apply), `log.rs`, `progress.rs`, `rng.rs`, `io.rs` (inputs and actions).
 
+#[cfg(any(test, feature = "testing"))]
+mod bugs;
 mod election;
 mod follower;
 mod io;
@@ -43,6 +45,8 @@ pub mod testkit;
 #[cfg(test)]
 mod tests;
 
+#[cfg(any(test, feature = "testing"))]
+pub use bugs::InjectedBugs;
 pub use io::{Action, HardState, Input, Proposal, Recovered};
 pub use node::{Core, Role};
 pub use progress::ProgressState;

@@ -96,6 +96,9 @@ pub struct Core {
     pub(super) clients: BTreeMap<(LogIndex, Term), RequestId>,
     /// Actions produced by the current `step`.
     pub(super) actions: Vec<Action>,
+    /// Deliberate bugs a test switched on (none by default).
+    #[cfg(any(test, feature = "testing"))]
+    pub(super) bugs: super::InjectedBugs,
 }
 
 impl Core {
@@ -144,6 +147,8 @@ impl Core {
             pending_acks: VecDeque::new(),
             clients: BTreeMap::new(),
             actions: Vec::new(),
+            #[cfg(any(test, feature = "testing"))]
+            bugs: super::InjectedBugs::default(),
         };
         core.reload_membership();
         core.reset_election_timer();
@@ -170,6 +175,12 @@ impl Core {
         self.maybe_apply();
         self.flush_hard_state();
         std::mem::take(&mut self.actions)
+    }
+
+    /// Switches deliberate bugs on, for a test proving the checkers catch them.
+    #[cfg(any(test, feature = "testing"))]
+    pub fn inject_bugs(&mut self, bugs: super::InjectedBugs) {
+        self.bugs = bugs;
     }
 
     /// This node's id.
