@@ -80,6 +80,10 @@ pub struct Options {
     pub clients: usize,
     /// Steps the linearizability search may take per key.
     pub search_budget: u64,
+    /// Check after every event that committed entries are durable on a quorum of disks. Off, only
+    /// the protocol-level checks (invariants, linearizability) remain: the broken-variant test
+    /// turns it off to show those catch a durability bug too.
+    pub check_durability: bool,
 }
 
 impl Default for Options {
@@ -91,6 +95,7 @@ impl Default for Options {
             heal_ms: 5_000,
             clients: 3,
             search_budget: 5_000_000,
+            check_durability: true,
         }
     }
 }
@@ -197,8 +202,7 @@ fn dump_trace(seed: u64, trace: &[String]) {
     }
 }
 
-/// The seeds a range test runs: `RAFTOR_SIM_SEED` alone if set, else `count` seeds from `first`
-/// (`RAFTOR_SIM_SEEDS` overrides `count`).
+/// The seeds a range test runs: `RAFTOR_SIM_SEED` alone if set, else `first..first + count`.
 pub fn seeds(first: u64, count: u64) -> Vec<u64> {
     if let Some(seed) = std::env::var(SEED_VAR)
         .ok()
@@ -206,9 +210,5 @@ pub fn seeds(first: u64, count: u64) -> Vec<u64> {
     {
         return vec![seed];
     }
-    let count = std::env::var(SEEDS_VAR)
-        .ok()
-        .and_then(|value| value.parse().ok())
-        .unwrap_or(count);
     (first..first + count).collect()
 }

@@ -144,7 +144,7 @@ impl Simulation {
             }
         }
         let committed = self.checker.committed();
-        let Some(last) = committed.last() else {
+        let Some(last) = committed.last().filter(|_| self.options.check_durability) else {
             return Ok(());
         };
         let position = committed.len() - 1;
@@ -277,20 +277,21 @@ impl Simulation {
         let ids = world.ids();
         let leader = world.leader();
         let random_node = |world: &mut World| ids[world.rng.below(ids.len() as u64) as usize];
-        let pick = world.rng.below(100);
+        let pick = world.rng.below(110);
         match pick {
-            0..=7 => {
+            0..=6 => {
                 let id = random_node(world);
                 world.crash(id);
             }
-            8..=17 => {
+            7..=15 => {
                 if let Some(leader) = leader {
                     world.crash(leader);
                 }
             }
-            18..=27 => world.crash_leader_on_append = true,
-            28..=34 => world.crash_after_vote = true,
-            35..=44 => {
+            16..=24 => world.crash_leader_on_append = true,
+            25..=30 => world.crash_after_vote = true,
+            31..=36 => world.crash_after_ack = true,
+            37..=44 => {
                 let mut groups = (Vec::new(), Vec::new());
                 for id in &ids {
                     if world.rng.per_mille(500) {
@@ -301,28 +302,40 @@ impl Simulation {
                 }
                 world.network.partition(&[groups.0, groups.1]);
             }
-            45..=54 => {
+            45..=53 => {
                 if let Some(leader) = leader {
                     let others = ids.iter().copied().filter(|id| *id != leader).collect();
                     world.network.partition(&[vec![leader], others]);
                 }
             }
-            55..=61 => {
+            54..=60 => {
                 let from = random_node(world);
                 let to = random_node(world);
                 if from != to {
                     world.network.block(from, to);
                 }
             }
-            62..=77 => world.network.heal(),
-            78..=85 => {
+            61..=75 => world.network.heal(),
+            76..=81 => {
                 if let Some(leader) = leader {
                     world.nodes.get_mut(&leader).expect("leader").disk.slow = true;
                 }
             }
-            86..=90 => {
+            82..=86 => {
+                // Slow disks on a random set of nodes (a busy shared storage array).
+                for node in world.nodes.values_mut() {
+                    node.disk.slow = world.rng.per_mille(600);
+                }
+            }
+            87..=91 => {
                 for node in world.nodes.values_mut() {
                     node.disk.slow = false;
+                }
+            }
+            92..=95 => {
+                // A power failure: every node at once (unsynced writes everywhere are lost).
+                for id in &ids {
+                    world.crash(*id);
                 }
             }
             _ => {
@@ -334,7 +347,11 @@ impl Simulation {
             }
         }
         let cuts = world.network.describe_cuts();
-        let hooks = (world.crash_leader_on_append, world.crash_after_vote);
+        let hooks = (
+            world.crash_leader_on_append,
+            world.crash_after_vote,
+            world.crash_after_ack,
+        );
         world.note(None, || {
             format!("FAULT {pick}: cuts [{cuts}] hooks {hooks:?}")
         });
@@ -347,6 +364,7 @@ impl Simulation {
         world.network.weather = Weather::calm();
         world.crash_leader_on_append = false;
         world.crash_after_vote = false;
+        world.crash_after_ack = false;
         world.restart_at_once = true;
         for id in world.ids() {
             world.nodes.get_mut(&id).expect("known").disk.slow = false;

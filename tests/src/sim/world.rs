@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use raftor::core::{Core, InjectedBugs, Recovered, Role};
 use raftor::driver::{Effect, Executor};
-use raftor::message::{Request, Response};
+use raftor::message::{AppendEntriesResponse, AppendOutcome, Request, Response};
 use raftor::{codec, Config, Entry, EntryPayload, LogIndex, NodeId};
 
 use crate::rng::TestRng;
@@ -107,6 +107,8 @@ pub struct World {
     pub crash_leader_on_append: bool,
     /// Crash the next node that grants a (real) vote, right after the grant leaves.
     pub crash_after_vote: bool,
+    /// Crash the next follower that acknowledges entries, right after the acknowledgement leaves.
+    pub crash_after_ack: bool,
     /// Restart crashed nodes at once (the healing phase).
     pub restart_at_once: bool,
 }
@@ -131,6 +133,7 @@ impl World {
             crashes: 0,
             crash_leader_on_append: false,
             crash_after_vote: false,
+            crash_after_ack: false,
             restart_at_once: false,
         };
         for id in &ids {
@@ -330,6 +333,13 @@ impl World {
                     response,
                     Response::RequestVote(vote) if vote.granted && !vote.pre_vote
                 );
+                let acked = matches!(
+                    response,
+                    Response::AppendEntries(AppendEntriesResponse {
+                        outcome: AppendOutcome::Success { .. },
+                        ..
+                    })
+                );
                 self.send(Message::Response {
                     from: id,
                     to,
@@ -341,6 +351,12 @@ impl World {
                     self.crash_after_vote = false;
                     self.note(Some(id), || {
                         format!("hook: n{id} crashes right after its vote")
+                    });
+                    self.crash(id);
+                } else if acked && self.crash_after_ack {
+                    self.crash_after_ack = false;
+                    self.note(Some(id), || {
+                        format!("hook: n{id} crashes right after its ack")
                     });
                     self.crash(id);
                 }
