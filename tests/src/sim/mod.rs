@@ -143,7 +143,7 @@ impl std::fmt::Display for Failure {
 }
 
 /// Runs one seed. A panic inside (a protocol assertion) is a failure too. The trace, if
-/// `options.trace`, is dumped as [`TRACE_VAR`] says.
+/// `options.trace`, is dumped as [`TRACE_VAR`] says when the run fails or replays [`SEED_VAR`].
 pub fn run(seed: u64, options: &Options) -> Result<RunReport, Failure> {
     let mut trace = None;
     let result = catch_unwind(AssertUnwindSafe(|| {
@@ -152,7 +152,9 @@ pub fn run(seed: u64, options: &Options) -> Result<RunReport, Failure> {
         trace = simulation.trace().map(<[String]>::to_vec);
         result
     }));
-    if let Some(trace) = trace {
+    // The trace of a failed run, or of the one seed being replayed (not of every seed of a range).
+    let failed = !matches!(result, Ok(Ok(_)));
+    if let Some(trace) = trace.filter(|_| failed || std::env::var(SEED_VAR).is_ok()) {
         dump_trace(seed, &trace);
     }
     match result {
