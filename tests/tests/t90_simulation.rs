@@ -65,6 +65,8 @@ fn seeds_second_half() {
 /// Seeds that once failed, kept as regressions, each with what it found.
 #[test]
 fn regression_seeds() {
+    // NB: each seed reproduced its failure when found; the fault mix has grown since (which
+    // changes every run), so they now stand as ordinary seeds that once mattered.
     const REGRESSIONS: &[(u64, &str)] = &[
         // Simulator bug: the network duplicated client requests. raftor has no client sessions,
         // so a duplicated request is two commands; a compare-and-set applied twice answered
@@ -105,7 +107,8 @@ fn a_seed_replays_bit_for_bit() {
 
 /// The checkers can fail: a follower that acknowledges entries before they are durable (the
 /// `ack_before_persist` injected bug, contract 2) is caught on the very first seed by the
-/// durability check (a committed entry on fewer than a quorum of disks after a crash).
+/// durability check (a committed entry on fewer than a quorum of disks after a crash): 997 of
+/// seeds 0..1000 catch it.
 #[test]
 fn a_follower_acking_before_persisting_is_caught() {
     let options = Options {
@@ -122,8 +125,8 @@ fn a_follower_acking_before_persisting_is_caught() {
 }
 
 /// The same bug is caught by the protocol-level checks alone (invariants after every step,
-/// linearizability), without the durability check: when it was written, first at seed 11, and
-/// in 52 of seeds 0..1000 (a power failure or a crash right after an ack, while disks are slow,
+/// linearizability), without the durability check: when it was written, first at seed 29, and
+/// in 58 of seeds 0..1000 (a power failure or a crash right after an ack, while disks are slow,
 /// then a leader elected without the lost entry). NB: the other injected bug,
 /// `commit_previous_terms` (the paper's Figure 8), needs a longer chain of coincidences and was
 /// caught in none of seeds 0..1000; the core's Figure 8 golden script covers it.

@@ -291,17 +291,8 @@ impl Simulation {
             16..=24 => world.crash_leader_on_append = true,
             25..=30 => world.crash_after_vote = true,
             31..=36 => world.crash_after_ack = true,
-            37..=44 => {
-                let mut groups = (Vec::new(), Vec::new());
-                for id in &ids {
-                    if world.rng.per_mille(500) {
-                        groups.0.push(*id);
-                    } else {
-                        groups.1.push(*id);
-                    }
-                }
-                world.network.partition(&[groups.0, groups.1]);
-            }
+            37..=40 => world.random_partition(),
+            41..=44 => world.partition_on_election = true,
             45..=53 => {
                 if let Some(leader) = leader {
                     let others = ids.iter().copied().filter(|id| *id != leader).collect();
@@ -351,6 +342,7 @@ impl Simulation {
             world.crash_leader_on_append,
             world.crash_after_vote,
             world.crash_after_ack,
+            world.partition_on_election,
         );
         world.note(None, || {
             format!("FAULT {pick}: cuts [{cuts}] hooks {hooks:?}")
@@ -365,6 +357,7 @@ impl Simulation {
         world.crash_leader_on_append = false;
         world.crash_after_vote = false;
         world.crash_after_ack = false;
+        world.partition_on_election = false;
         world.restart_at_once = true;
         for id in world.ids() {
             world.nodes.get_mut(&id).expect("known").disk.slow = false;

@@ -109,6 +109,8 @@ pub struct World {
     pub crash_after_vote: bool,
     /// Crash the next follower that acknowledges entries, right after the acknowledgement leaves.
     pub crash_after_ack: bool,
+    /// Partition the cluster at random the moment the next candidate asks for (real) votes.
+    pub partition_on_election: bool,
     /// Restart crashed nodes at once (the healing phase).
     pub restart_at_once: bool,
 }
@@ -134,6 +136,7 @@ impl World {
             crash_leader_on_append: false,
             crash_after_vote: false,
             crash_after_ack: false,
+            partition_on_election: false,
             restart_at_once: false,
         };
         for id in &ids {
@@ -262,6 +265,19 @@ impl World {
         self.schedule(delay, Event::Restart(id));
     }
 
+    /// Splits the nodes into two random groups (one may be empty: no cut).
+    pub fn random_partition(&mut self) {
+        let mut groups = (Vec::new(), Vec::new());
+        for id in self.ids() {
+            if self.rng.per_mille(500) {
+                groups.0.push(id);
+            } else {
+                groups.1.push(id);
+            }
+        }
+        self.network.partition(&[groups.0, groups.1]);
+    }
+
     /// Starts a crashed node from its disk.
     pub fn restart(&mut self, id: NodeId) {
         let node = self.nodes.get_mut(&id).expect("known node");
@@ -313,6 +329,13 @@ impl World {
             Effect::Send { to, request } => {
                 let carries_entries =
                     matches!(&request, Request::AppendEntries(req) if !req.entries.is_empty());
+                let asks_vote = matches!(&request, Request::RequestVote(req) if !req.pre_vote);
+                if asks_vote && self.partition_on_election {
+                    self.partition_on_election = false;
+                    self.random_partition();
+                    let cuts = self.network.describe_cuts();
+                    self.note(Some(id), || format!("hook: election partition [{cuts}]"));
+                }
                 let message = Message::Request {
                     from: id,
                     from_incarnation: self.nodes[&id].incarnation,
