@@ -16,6 +16,8 @@ pub mod actor;
 pub mod codec;
 pub mod config;
 pub mod core;
+#[doc(hidden)]
+pub mod driver;
 pub mod error;
 pub mod membership;
 pub mod message;

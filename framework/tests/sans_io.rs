@@ -64,8 +64,27 @@ fn core_is_sans_io() {
         "expected the core's source files under {}",
         core_dir.display()
     );
+    assert_sans_io(&files, "the core");
+}
+
+/// The action driver (`src/driver/`) is shared by the actor and the simulator, which runs it on
+/// simulated time in one thread: it must obey the core's rules too.
+#[test]
+fn driver_is_sans_io() {
+    let driver_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/driver");
+    let mut files = Vec::new();
+    rust_files(&driver_dir, &mut files);
+    assert!(
+        files.len() >= 2,
+        "expected the driver's source files under {}",
+        driver_dir.display()
+    );
+    assert_sans_io(&files, "the driver");
+}
+
+fn assert_sans_io(files: &[PathBuf], what: &str) {
     let mut offences = Vec::new();
-    for file in &files {
+    for file in files {
         let text = fs::read_to_string(file).expect("readable source");
         for (number, line) in text.lines().enumerate() {
             let code = code_of(line);
@@ -82,7 +101,7 @@ fn core_is_sans_io() {
     }
     assert!(
         offences.is_empty(),
-        "the core must stay sans-IO:\n{}",
+        "{what} must stay sans-IO:\n{}",
         offences.join("\n")
     );
 }

@@ -15,9 +15,11 @@
 //! the router), `rng.rs` (seeds and a seeded generator).
 
 pub mod cluster;
+pub mod linearizability;
 pub mod network;
 pub mod recorder;
 pub mod rng;
+pub mod sim;
 pub mod view;
 
 pub use cluster::TestCluster;

@@ -1,13 +1,11 @@
-//! The action driver: carries out what the core asked for, in order.
+//! Performs the [`Effect`]s of the node's executor with actix and tokio. The decisions — what to
+//! hold back until the hard state is durable, how to batch client writes, which caller each answer
+//! goes to — are the executor's (`crate::driver`, shared with the simulator); here is only IO:
 //!
-//! - `SaveHardState` goes to the storage worker, and every later action waits until it is
-//!   durable (contract 1): they sit in `deferred` until `StorageDone::HardStateSaved`.
-//! - `TruncateLog` / `AppendLog` go to the storage worker, which keeps their order; the core
-//!   learns of durability through `Input::LogPersisted`. Nothing waits on them here: the leader
-//!   replicates while its own write is in flight (contract 2).
-//! - `Send` spawns the RPC on the actor's context with a timeout; a response becomes
-//!   `Input::Response`, a failure is a lost message (the core retries).
-//! - `Reply` answers the waiting inbound RPC.
+//! - `Storage` goes to the storage worker, which keeps the order and reports completions.
+//! - `Send` spawns the RPC on the actor's context with a timeout; a response goes back to the
+//!   executor, a failure is a lost message (the core retries).
+//! - `Reply` answers the waiting inbound RPC on its channel.
 //! - `Apply` hands the entries, and the waiting clients' channels, to the apply worker.
 //! - `Reject` answers a client with an error.
 //! - `ReadReady` / `RejectRead` answer a waiting read with its read index (the handle then waits
@@ -18,96 +16,50 @@ use std::sync::Arc;
 use actix::{ActorFutureExt, AsyncContext, Context};
 use tracing::trace;
 
-use crate::core::{Action, Input};
+use crate::driver::Effect;
 use crate::error::{ClientReadError, ClientWriteError, ProposeError};
 use crate::message::{Request, Response};
 use crate::state_machine::StateMachine;
 use crate::types::NodeId;
 
-use super::node::NodeActor;
-use super::workers::{ApplyJob, ApplyWork, StorageOp};
+use super::node::{NodeActor, NodeEffect};
+use super::workers::{ApplyJob, ApplyWork};
 
 impl<SM: StateMachine> NodeActor<SM> {
-    /// Executes actions in order, holding back everything after an unsaved hard state.
-    pub(super) fn execute(&mut self, actions: Vec<Action>, ctx: &mut Context<Self>) {
-        for action in actions {
-            if self.awaiting_hard_state {
-                self.deferred.push_back(action);
-                continue;
-            }
-            self.execute_one(action, ctx);
+    /// Performs effects in order.
+    pub(super) fn perform(
+        &mut self,
+        effects: Vec<NodeEffect<SM::Response>>,
+        ctx: &mut Context<Self>,
+    ) {
+        for effect in effects {
+            self.perform_one(effect, ctx);
         }
     }
 
-    /// The hard state is durable: run what waited for it (until the next `SaveHardState`).
-    pub(super) fn resume_deferred(&mut self, ctx: &mut Context<Self>) {
-        self.awaiting_hard_state = false;
-        let deferred: Vec<Action> = std::mem::take(&mut self.deferred).into();
-        self.execute(deferred, ctx);
-        self.publish_metrics();
-    }
-
-    fn execute_one(&mut self, action: Action, ctx: &mut Context<Self>) {
-        match action {
-            Action::SaveHardState(hard_state) => {
-                self.awaiting_hard_state = true;
-                self.send_to_storage(StorageOp::SaveHardState(hard_state));
-            }
-            Action::TruncateLog { from } => self.send_to_storage(StorageOp::Truncate(from)),
-            Action::AppendLog { entries } => {
-                self.appends_in_flight += 1;
-                self.send_to_storage(StorageOp::Append(entries));
-            }
-            Action::Send { to, request } => self.send_rpc(to, request, ctx),
-            Action::Reply { rpc, response, .. } => {
-                if let Some(tx) = self.pending_rpcs.remove(&rpc) {
-                    let _ = tx.send(response);
-                }
-            }
-            Action::Apply { entries, clients } => {
-                let clients = clients
-                    .into_iter()
-                    .filter_map(|(index, request)| {
-                        Some((index, self.pending_clients.remove(&request)?))
-                    })
-                    .collect();
+    fn perform_one(&mut self, effect: NodeEffect<SM::Response>, ctx: &mut Context<Self>) {
+        match effect {
+            // The worker only stops after a storage failure, which stops this actor too.
+            Effect::Storage(op) => drop(self.storage_tx.send(op)),
+            Effect::Send { to, request } => self.send_rpc(to, request, ctx),
+            Effect::Reply { reply, response } => drop(reply.send(response)),
+            Effect::Apply { entries, clients } => {
                 // The worker only stops after a fatal error, which stops this actor too.
-                let _ = self
-                    .apply_tx
-                    .send(ApplyWork::Apply(ApplyJob { entries, clients }));
+                let job = ApplyJob { entries, clients };
+                let _ = self.apply_tx.send(ApplyWork::Apply(job));
             }
-            Action::Reject { request, error } => {
-                if let Some(tx) = self.pending_clients.remove(&request) {
-                    let _ = tx.send(Err(client_error(error)));
-                }
-            }
-            Action::ReadReady {
-                request,
-                read_index,
-            } => {
-                if let Some(tx) = self.pending_reads.remove(&request) {
-                    let _ = tx.send(Ok(read_index));
-                }
-            }
-            Action::RejectRead { request, error } => {
-                if let Some(tx) = self.pending_reads.remove(&request) {
-                    let leader = match error {
-                        ProposeError::NotLeader { leader } | ProposeError::Dropped { leader } => {
-                            leader
-                        }
-                    };
-                    let _ = tx.send(Err(ClientReadError::NotLeader { leader }));
-                }
+            Effect::Reject { client, error } => drop(client.send(Err(client_error(error)))),
+            Effect::ReadReady { reader, read_index } => drop(reader.send(Ok(read_index))),
+            Effect::RejectRead { reader, error } => {
+                let leader = match error {
+                    ProposeError::NotLeader { leader } | ProposeError::Dropped { leader } => leader,
+                };
+                drop(reader.send(Err(ClientReadError::NotLeader { leader })));
             }
         }
     }
 
-    fn send_to_storage(&mut self, op: StorageOp) {
-        // The worker only stops after a storage failure, which stops this actor too.
-        let _ = self.storage_tx.send(op);
-    }
-
-    /// Sends one RPC; its response (if any arrives in time) is stepped into the core.
+    /// Sends one RPC; its response (if any arrives in time) goes to the executor.
     fn send_rpc(&mut self, to: NodeId, request: Request, ctx: &mut Context<Self>) {
         let network = Arc::clone(&self.network);
         let timeout = self.config.rpc_timeout;
@@ -130,7 +82,8 @@ impl<SM: StateMachine> NodeActor<SM> {
             actix::fut::wrap_future::<_, Self>(call).map(move |result, actor, ctx| match result {
                 Ok(Ok(response)) if !actor.stopping => {
                     let _guard = actor.span.clone().entered();
-                    actor.step(Input::Response { from: to, response }, ctx);
+                    let effects = actor.executor.response(to, response);
+                    actor.run(effects, ctx);
                 }
                 Ok(Err(error)) => trace!(%to, %error, "RPC failed"),
                 Err(_) => trace!(%to, "RPC timed out"),

@@ -8,8 +8,10 @@
 //!                                       └────────────────── back into the mailbox ◄─────────┘
 //! ```
 //!
-//! This is the only module that imports actix. Handlers are synchronous: each message becomes an
-//! `Input`, the core steps, and the driver executes the `Action`s. IO runs in futures spawned on
+//! This is the only module that imports actix. Handlers are synchronous: each message goes to the
+//! node's [`crate::driver::Executor`] — the actix-free owner of the core and of the bookkeeping
+//! between it and the IO, shared with the deterministic simulator — and `driver.rs` performs the
+//! effects it returns. IO runs in futures spawned on
 //! the actor's context — two long-lived workers (storage, apply) that keep their jobs in order,
 //! and one future per outgoing RPC — and every completion comes back as a message. No protocol
 //! state lives across an `.await`: the workers own only the storage and the state machine.

@@ -1,7 +1,7 @@
-//! [`NodeActor`]: one node. Every handler is synchronous: turn the message into a core input,
-//! step the core, execute the actions (see `driver.rs`).
+//! [`NodeActor`]: one node. Every handler is synchronous: hand the message to the node's
+//! [`Executor`] (which steps the core and keeps the bookkeeping), then perform the effects it
+//! returns with actix and tokio (see `driver.rs`).
 
-use std::collections::{BTreeMap, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -11,53 +11,49 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, warn};
 
 use crate::config::Config;
-use crate::core::{Action, Core, Input, Proposal, Role};
+use crate::core::Core;
+use crate::driver::{Effect, Executor, StorageOp};
 use crate::error::{ClientReadError, ClientWriteError, Fatal};
 use crate::message::Response;
 use crate::metrics::RaftMetrics;
 use crate::network::Network;
 use crate::state_machine::StateMachine;
-use crate::types::{LogIndex, RequestId, RpcId};
+use crate::types::LogIndex;
 
 use super::messages::{
     ApplyDone, ClientRead, ClientWrite, Inbound, RunRead, Shutdown, StorageDone,
 };
-use super::workers::{ApplyWork, StorageOp};
+use super::workers::ApplyWork;
 
 /// A boxed IO worker, started with the actor and stopped with it.
 pub(crate) type Worker = Pin<Box<dyn Future<Output = ()>>>;
+
+/// How an inbound RPC is answered.
+pub(super) type ReplyTx = oneshot::Sender<Response>;
+
+/// How a client write is answered.
+pub(super) type ClientTx<R> = oneshot::Sender<Result<R, ClientWriteError>>;
+
+/// How a read is answered: with the read index, for the handle to wait on.
+pub(super) type ReadTx = oneshot::Sender<Result<LogIndex, ClientReadError>>;
+
+/// The effects of one executor call, as the actor performs them.
+pub(super) type NodeEffect<R> = Effect<ReplyTx, ClientTx<R>, ReadTx>;
 
 /// Builds the IO workers once the actor's address exists.
 pub(crate) type WorkerFactory<SM> =
     Box<dyn FnOnce(actix::Addr<NodeActor<SM>>) -> Vec<Worker> + Send>;
 
-/// One Raft node as an actix actor. Owns the core; talks to storage and the state machine through
-/// workers, and to peers through the network.
+/// One Raft node as an actix actor. Owns the executor (and through it the core); talks to storage
+/// and the state machine through workers, and to peers through the network.
 pub struct NodeActor<SM: StateMachine> {
-    pub(super) core: Core,
+    /// The core and the bookkeeping between it and the IO, shared with the simulator.
+    pub(super) executor: Executor<ReplyTx, ClientTx<SM::Response>, ReadTx>,
     pub(super) config: Config,
     pub(super) network: Arc<dyn Network>,
     pub(super) storage_tx: mpsc::UnboundedSender<StorageOp>,
     pub(super) apply_tx: mpsc::UnboundedSender<ApplyWork<SM>>,
     workers: Option<WorkerFactory<SM>>,
-    /// Inbound RPCs waiting for the core's reply.
-    pub(super) pending_rpcs: BTreeMap<RpcId, oneshot::Sender<Response>>,
-    /// Client writes waiting for their entry to be applied or refused.
-    pub(super) pending_clients:
-        BTreeMap<RequestId, oneshot::Sender<Result<SM::Response, ClientWriteError>>>,
-    /// Reads waiting for the core to confirm (or refuse) them.
-    pub(super) pending_reads:
-        BTreeMap<RequestId, oneshot::Sender<Result<LogIndex, ClientReadError>>>,
-    /// Proposals held while the leader's previous append is being written: they go out as one
-    /// batch when it completes (one append, one message per follower).
-    proposal_buffer: Vec<Proposal>,
-    /// Appends handed to the storage worker and not yet reported durable.
-    pub(super) appends_in_flight: u64,
-    /// Actions held back until a `SaveHardState` before them is durable (contract 1).
-    pub(super) deferred: VecDeque<Action>,
-    pub(super) awaiting_hard_state: bool,
-    next_rpc: u64,
-    next_request: u64,
     ticks: u64,
     metrics_tx: watch::Sender<RaftMetrics>,
     /// Set when the node stopped on a fatal error; shared with the handle.
@@ -81,22 +77,14 @@ pub(crate) struct NodeParts<SM: StateMachine> {
 impl<SM: StateMachine> NodeActor<SM> {
     pub(crate) fn new(parts: NodeParts<SM>) -> NodeActor<SM> {
         let span = tracing::info_span!("raft", node_id = %parts.core.id());
+        let max_batch = parts.config.max_entries_per_message;
         NodeActor {
-            core: parts.core,
+            executor: Executor::new(parts.core, max_batch),
             config: parts.config,
             network: parts.network,
             storage_tx: parts.storage_tx,
             apply_tx: parts.apply_tx,
             workers: Some(parts.workers),
-            pending_rpcs: BTreeMap::new(),
-            pending_clients: BTreeMap::new(),
-            pending_reads: BTreeMap::new(),
-            proposal_buffer: Vec::new(),
-            appends_in_flight: 0,
-            deferred: VecDeque::new(),
-            awaiting_hard_state: false,
-            next_rpc: 1,
-            next_request: 1,
             ticks: 0,
             metrics_tx: parts.metrics_tx,
             fatal: parts.fatal,
@@ -105,15 +93,14 @@ impl<SM: StateMachine> NodeActor<SM> {
         }
     }
 
-    /// Steps the core with one input and executes what it asks for.
-    pub(super) fn step(&mut self, input: Input, ctx: &mut Context<Self>) {
-        let actions = self.core.step(input);
-        self.execute(actions, ctx);
+    /// Performs the effects of one executor call, then publishes the metrics.
+    pub(super) fn run(&mut self, effects: Vec<NodeEffect<SM::Response>>, ctx: &mut Context<Self>) {
+        self.perform(effects, ctx);
         self.publish_metrics();
     }
 
     pub(super) fn publish_metrics(&self) {
-        let core = &self.core;
+        let core = self.executor.core();
         let running = !self.stopping;
         self.metrics_tx.send_if_modified(|metrics| {
             let changed = metrics.role != core.role()
@@ -131,28 +118,19 @@ impl<SM: StateMachine> NodeActor<SM> {
         });
     }
 
-    fn flush_proposals(&mut self, ctx: &mut Context<Self>) {
-        if !self.proposal_buffer.is_empty() {
-            let batch = std::mem::take(&mut self.proposal_buffer);
-            self.step(Input::Propose(batch), ctx);
-        }
-    }
-
     /// Stops the node: every waiting client is answered, the actor and its workers stop.
     pub(super) fn stop_with(&mut self, error: ClientWriteError, ctx: &mut Context<Self>) {
         self.stopping = true;
-        for (_, tx) in std::mem::take(&mut self.pending_clients) {
+        for tx in self.executor.shut_down() {
             let _ = tx.send(Err(error.clone()));
         }
         let read_error = match &error {
             ClientWriteError::Fatal(fatal) => ClientReadError::Fatal(fatal.clone()),
             _ => ClientReadError::ShuttingDown,
         };
-        for (_, tx) in std::mem::take(&mut self.pending_reads) {
+        for tx in self.executor.abandon_reads() {
             let _ = tx.send(Err(read_error.clone()));
         }
-        self.pending_rpcs.clear();
-        self.proposal_buffer.clear();
         self.publish_metrics();
         actix::ActorContext::stop(ctx);
     }
@@ -187,7 +165,8 @@ impl<SM: StateMachine> Actor for NodeActor<SM> {
         });
         // Apply what the log already holds committed (the bootstrap entry, or entries recovered
         // beyond the state machine's applied index).
-        self.step(Input::Tick, ctx);
+        let effects = self.executor.tick();
+        self.run(effects, ctx);
     }
 
     fn stopped(&mut self, _ctx: &mut Context<Self>) {
@@ -200,12 +179,12 @@ impl<SM: StateMachine> NodeActor<SM> {
     fn handle_tick(&mut self, ctx: &mut Context<Self>) {
         let _guard = self.span.clone().entered();
         self.ticks += 1;
-        self.flush_proposals(ctx);
-        self.step(Input::Tick, ctx);
+        let effects = self.executor.tick();
+        self.run(effects, ctx);
         // Forget clients that gave up (their timeout fired), so the map cannot grow without bound.
         if self.ticks % 100 == 0 {
-            self.pending_clients.retain(|_, tx| !tx.is_closed());
-            self.pending_reads.retain(|_, tx| !tx.is_closed());
+            self.executor.retain_clients(|tx| !tx.is_closed());
+            self.executor.retain_reads(|tx| !tx.is_closed());
         }
     }
 }
@@ -219,17 +198,8 @@ impl<SM: StateMachine> Handler<ClientWrite<SM::Response>> for NodeActor<SM> {
             let _ = msg.tx.send(Err(ClientWriteError::ShuttingDown));
             return;
         }
-        let request = RequestId(self.next_request);
-        self.next_request += 1;
-        self.pending_clients.insert(request, msg.tx);
-        self.proposal_buffer.push(Proposal {
-            request,
-            command: Arc::from(msg.command),
-        });
-        let must_wait = self.core.role() == Role::Leader && self.appends_in_flight > 0;
-        if !must_wait || self.proposal_buffer.len() as u64 >= self.config.max_entries_per_message {
-            self.flush_proposals(ctx);
-        }
+        let effects = self.executor.client_write(Arc::from(msg.command), msg.tx);
+        self.run(effects, ctx);
     }
 }
 
@@ -242,16 +212,8 @@ impl<SM: StateMachine> Handler<ClientRead> for NodeActor<SM> {
             let _ = msg.tx.send(Err(ClientReadError::ShuttingDown));
             return;
         }
-        let request = RequestId(self.next_request);
-        self.next_request += 1;
-        self.pending_reads.insert(request, msg.tx);
-        self.step(
-            Input::Read {
-                request,
-                mode: msg.mode,
-            },
-            ctx,
-        );
+        let effects = self.executor.read(msg.mode, msg.tx);
+        self.run(effects, ctx);
     }
 }
 
@@ -274,17 +236,8 @@ impl<SM: StateMachine> Handler<Inbound> for NodeActor<SM> {
         if self.stopping {
             return;
         }
-        let rpc = RpcId(self.next_rpc);
-        self.next_rpc += 1;
-        self.pending_rpcs.insert(rpc, msg.tx);
-        self.step(
-            Input::Request {
-                from: msg.from,
-                rpc,
-                request: msg.request,
-            },
-            ctx,
-        );
+        let effects = self.executor.inbound(msg.from, msg.request, msg.tx);
+        self.run(effects, ctx);
     }
 }
 
@@ -294,11 +247,13 @@ impl<SM: StateMachine> Handler<StorageDone> for NodeActor<SM> {
     fn handle(&mut self, msg: StorageDone, ctx: &mut Context<Self>) {
         let _guard = self.span.clone().entered();
         match msg {
-            StorageDone::HardStateSaved => self.resume_deferred(ctx),
+            StorageDone::HardStateSaved => {
+                let effects = self.executor.hard_state_saved();
+                self.run(effects, ctx);
+            }
             StorageDone::LogPersisted { up_to, appends } => {
-                self.appends_in_flight = self.appends_in_flight.saturating_sub(appends);
-                self.step(Input::LogPersisted { up_to }, ctx);
-                self.flush_proposals(ctx);
+                let effects = self.executor.log_persisted(up_to, appends);
+                self.run(effects, ctx);
             }
             StorageDone::Failed(error) => self.fail(Fatal::Storage(error), ctx),
         }
@@ -311,7 +266,10 @@ impl<SM: StateMachine> Handler<ApplyDone> for NodeActor<SM> {
     fn handle(&mut self, msg: ApplyDone, ctx: &mut Context<Self>) {
         let _guard = self.span.clone().entered();
         match msg {
-            ApplyDone::Applied(up_to) => self.step(Input::Applied { up_to }, ctx),
+            ApplyDone::Applied(up_to) => {
+                let effects = self.executor.applied(up_to);
+                self.run(effects, ctx);
+            }
             ApplyDone::Failed(fatal) => self.fail(fatal, ctx),
         }
     }

@@ -8,21 +8,13 @@ use actix::{Actor, Addr, Handler};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{error, warn};
 
-use crate::core::HardState;
+use crate::driver::{merge_appends, StorageOp};
 use crate::error::{ClientWriteError, Fatal};
 use crate::state_machine::StateMachine;
 use crate::storage::LogStorage;
 use crate::types::{Entry, EntryPayload, LogIndex};
 
 use super::messages::{ApplyDone, StorageDone};
-
-/// A storage write, in the order the core asked for it.
-#[derive(Debug)]
-pub(crate) enum StorageOp {
-    SaveHardState(HardState),
-    Truncate(LogIndex),
-    Append(Vec<Entry>),
-}
 
 /// Committed entries to apply, and the clients waiting on some of them.
 pub(crate) struct ApplyJob<R> {
@@ -86,22 +78,6 @@ pub(crate) async fn run_storage<S, A>(
             }
         }
     }
-}
-
-/// Merges runs of consecutive appends; returns each op with how many appends it stands for.
-fn merge_appends(batch: Vec<StorageOp>) -> Vec<(StorageOp, u64)> {
-    let mut merged: Vec<(StorageOp, u64)> = Vec::with_capacity(batch.len());
-    for op in batch {
-        match (merged.last_mut(), op) {
-            (Some((StorageOp::Append(entries), count)), StorageOp::Append(more)) => {
-                entries.extend(more);
-                *count += 1;
-            }
-            (_, StorageOp::Append(entries)) => merged.push((StorageOp::Append(entries), 1)),
-            (_, other) => merged.push((other, 0)),
-        }
-    }
-    merged
 }
 
 /// Applies committed entries in order and answers the clients waiting on them.

@@ -29,6 +29,8 @@
 //! check, durable acks, apply), `read_index.rs` (ReadIndex and the leader lease), `log.rs`,
 //! `progress.rs`, `rng.rs`, `io.rs` (inputs and actions).
 
+#[cfg(any(test, feature = "testing"))]
+mod bugs;
 mod election;
 mod follower;
 mod io;
@@ -45,6 +47,8 @@ pub mod testkit;
 #[cfg(test)]
 mod tests;
 
+#[cfg(any(test, feature = "testing"))]
+pub use bugs::InjectedBugs;
 pub use io::{Action, HardState, Input, Proposal, ReadMode, Recovered};
 pub use node::{Core, Role};
 pub use progress::ProgressState;

@@ -110,6 +110,9 @@ pub struct Core {
     pub(super) read_rounds: u64,
     /// Actions produced by the current `step`.
     pub(super) actions: Vec<Action>,
+    /// Deliberate bugs a test switched on (none by default).
+    #[cfg(any(test, feature = "testing"))]
+    pub(super) bugs: super::InjectedBugs,
 }
 
 impl Core {
@@ -159,6 +162,8 @@ impl Core {
             clients: BTreeMap::new(),
             read_rounds: 0,
             actions: Vec::new(),
+            #[cfg(any(test, feature = "testing"))]
+            bugs: super::InjectedBugs::default(),
         };
         core.reload_membership();
         core.reset_election_timer();
@@ -187,6 +192,12 @@ impl Core {
         self.maybe_serve_reads();
         self.flush_hard_state();
         std::mem::take(&mut self.actions)
+    }
+
+    /// Switches deliberate bugs on, for a test proving the checkers catch them.
+    #[cfg(any(test, feature = "testing"))]
+    pub fn inject_bugs(&mut self, bugs: super::InjectedBugs) {
+        self.bugs = bugs;
     }
 
     /// This node's id.

@@ -17,7 +17,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use crate::core::{Core, Role};
+use crate::core::{Core, HardState, Role};
 use crate::types::{Entry, EntryPayload, LogId, LogIndex, NodeId, Term};
 
 use super::Cluster;
@@ -44,6 +44,8 @@ struct NodeMemory {
     matched_last: LogId,
     /// Applied entries already checked.
     applied_checked: usize,
+    /// The durable term and vote last seen, when the driver reports them (see `check_core`).
+    durable: HardState,
 }
 
 /// Remembers what the cluster has shown so far and checks each new state against it.
@@ -86,6 +88,42 @@ impl InvariantChecker {
         Ok(())
     }
 
+    /// Checks one running node of a cluster driven by something other than [`Cluster`] (the
+    /// simulator): its core, how many times it restarted, the entries its state machine applied
+    /// in this incarnation (from index 1), and the term and vote its disk holds. NB: where saving
+    /// the hard state takes time, a crash may lose a term or vote the core had adopted but not
+    /// yet made durable (nothing depending on it left the node: contract 1), so across restarts
+    /// term and vote are held to what was durable; the durable pair itself never goes back.
+    pub fn check_core(
+        &mut self,
+        core: &Core,
+        restarts: u64,
+        applied: &[Entry],
+        durable: HardState,
+    ) -> Result<(), Violation> {
+        let id = core.id();
+        let mut memory = self.nodes.remove(&id).unwrap_or_default();
+        let previous = memory.durable;
+        let result = if durable.term < previous.term
+            || (durable.term == previous.term
+                && previous.voted_for.is_some()
+                && durable.voted_for != previous.voted_for)
+        {
+            violation(format!(
+                "node {id}: durable term and vote went back from {previous:?} to {durable:?}"
+            ))
+        } else {
+            memory.durable = durable;
+            if memory.restarts != restarts {
+                memory.term = durable.term;
+                memory.vote = durable.voted_for;
+            }
+            self.check_node(core, restarts, applied, &mut memory)
+        };
+        self.nodes.insert(id, memory);
+        result
+    }
+
     fn check_node(
         &mut self,
         core: &Core,
@@ -100,6 +138,7 @@ impl InvariantChecker {
                 term: memory.term,
                 vote: memory.vote,
                 restarts,
+                durable: memory.durable,
                 ..Default::default()
             };
         }

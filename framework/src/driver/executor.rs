@@ -1,0 +1,298 @@
+//! [`Executor`]: owns a node's [`Core`] and the bookkeeping between it and the IO (see the module
+//! docs); turns what happens to the node into core inputs and the core's actions into [`Effect`]s.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+
+use crate::core::{Action, Core, Input, Proposal, ReadMode, Role};
+use crate::error::ProposeError;
+use crate::message::{Request, Response};
+use crate::types::{Entry, LogId, LogIndex, NodeId, RequestId, RpcId};
+
+use super::storage_op::StorageOp;
+
+/// IO the embedding must perform for the node, in the order given.
+#[derive(Debug)]
+pub enum Effect<R, C, Q = C> {
+    /// Hand this write to the node's storage worker, which performs writes in order and reports
+    /// [`Executor::hard_state_saved`] and [`Executor::log_persisted`].
+    Storage(StorageOp),
+    /// Send a request to a peer; feed its response, if one arrives in time, to
+    /// [`Executor::response`]. A lost request or response needs nothing: the core retries.
+    Send {
+        /// The destination.
+        to: NodeId,
+        /// The request.
+        request: Request,
+    },
+    /// Answer an inbound RPC through the handle given with it to [`Executor::inbound`].
+    Reply {
+        /// The caller's reply handle.
+        reply: R,
+        /// The answer.
+        response: Response,
+    },
+    /// Apply these committed entries in order, answer each client with the state machine's
+    /// result for the entry at its index, then report [`Executor::applied`].
+    Apply {
+        /// Contiguous committed entries.
+        entries: Vec<Entry>,
+        /// The clients still waiting on some of these entries.
+        clients: Vec<(LogIndex, C)>,
+    },
+    /// The client's write will not be applied: answer it with this error.
+    Reject {
+        /// The client's handle.
+        client: C,
+        /// Why.
+        error: ProposeError,
+    },
+    /// The read may be served once the state machine has applied `read_index`.
+    ReadReady {
+        /// The reader's handle.
+        reader: Q,
+        /// Every write committed before the read arrived is at or below this index.
+        read_index: LogIndex,
+    },
+    /// The read cannot be served here (`NotLeader`).
+    RejectRead {
+        /// The reader's handle.
+        reader: Q,
+        /// Why.
+        error: ProposeError,
+    },
+}
+
+/// A node's core and the bookkeeping that executes its actions. `R` is how an inbound RPC is
+/// answered (a channel, an address), `C` how a client write is, `Q` how a read is.
+#[derive(Debug)]
+pub struct Executor<R, C, Q = C> {
+    core: Core,
+    /// Most client writes buffered into one batch.
+    max_batch: u64,
+    /// Inbound RPCs waiting for the core's one reply.
+    pending_rpcs: BTreeMap<RpcId, R>,
+    /// Client writes waiting for their entry to be applied or refused.
+    pending_clients: BTreeMap<RequestId, C>,
+    /// Reads waiting for the core to confirm or refuse them.
+    pending_reads: BTreeMap<RequestId, Q>,
+    /// Proposals held while the leader's previous append is being written: they go out as one
+    /// batch when it completes (one append, one message per follower).
+    proposal_buffer: Vec<Proposal>,
+    /// Appends handed to storage and not yet reported durable.
+    appends_in_flight: u64,
+    /// Actions held back until a `SaveHardState` before them is durable (contract 1).
+    deferred: VecDeque<Action>,
+    /// A `SaveHardState` was handed to storage and is not yet durable.
+    hard_state_in_flight: bool,
+    next_rpc: u64,
+    next_request: u64,
+    /// Effects produced by the current call.
+    effects: Vec<Effect<R, C, Q>>,
+}
+
+impl<R, C, Q> Executor<R, C, Q> {
+    /// An executor for `core` that batches at most `max_batch` client writes into one append
+    /// (the config's `max_entries_per_message`).
+    pub fn new(core: Core, max_batch: u64) -> Executor<R, C, Q> {
+        Executor {
+            core,
+            max_batch: max_batch.max(1),
+            pending_rpcs: BTreeMap::new(),
+            pending_clients: BTreeMap::new(),
+            pending_reads: BTreeMap::new(),
+            proposal_buffer: Vec::new(),
+            appends_in_flight: 0,
+            deferred: VecDeque::new(),
+            hard_state_in_flight: false,
+            next_rpc: 1,
+            next_request: 1,
+            effects: Vec::new(),
+        }
+    }
+
+    /// The core, to read its state.
+    pub fn core(&self) -> &Core {
+        &self.core
+    }
+
+    /// Appends handed to storage and not yet durable.
+    pub fn appends_in_flight(&self) -> u64 {
+        self.appends_in_flight
+    }
+
+    /// One tick of logical time: buffered client writes go out first.
+    pub fn tick(&mut self) -> Vec<Effect<R, C, Q>> {
+        self.flush_proposals();
+        self.step(Input::Tick);
+        self.take_effects()
+    }
+
+    /// A client write. On a leader whose previous append is still being written it waits in the
+    /// buffer (up to a full batch), to go out with the others when that append completes.
+    pub fn client_write(&mut self, command: Arc<[u8]>, client: C) -> Vec<Effect<R, C, Q>> {
+        let request = RequestId(self.next_request);
+        self.next_request += 1;
+        self.pending_clients.insert(request, client);
+        self.proposal_buffer.push(Proposal { request, command });
+        let must_wait = self.core.role() == Role::Leader && self.appends_in_flight > 0;
+        if !must_wait || self.proposal_buffer.len() as u64 >= self.max_batch {
+            self.flush_proposals();
+        }
+        self.take_effects()
+    }
+
+    /// A read at `mode`; `reader` is how its answer (a read index, or a refusal) gets back.
+    pub fn read(&mut self, mode: ReadMode, reader: Q) -> Vec<Effect<R, C, Q>> {
+        let request = RequestId(self.next_request);
+        self.next_request += 1;
+        self.pending_reads.insert(request, reader);
+        self.step(Input::Read { request, mode });
+        self.take_effects()
+    }
+
+    /// An RPC request from a peer; `reply` is how its one answer gets back.
+    pub fn inbound(&mut self, from: NodeId, request: Request, reply: R) -> Vec<Effect<R, C, Q>> {
+        let rpc = RpcId(self.next_rpc);
+        self.next_rpc += 1;
+        self.pending_rpcs.insert(rpc, reply);
+        self.step(Input::Request { from, rpc, request });
+        self.take_effects()
+    }
+
+    /// The response to a request sent with [`Effect::Send`].
+    pub fn response(&mut self, from: NodeId, response: Response) -> Vec<Effect<R, C, Q>> {
+        self.step(Input::Response { from, response });
+        self.take_effects()
+    }
+
+    /// The last `SaveHardState` handed to storage is durable: run what waited for it (until the
+    /// next `SaveHardState`).
+    pub fn hard_state_saved(&mut self) -> Vec<Effect<R, C, Q>> {
+        self.hard_state_in_flight = false;
+        let deferred: Vec<Action> = std::mem::take(&mut self.deferred).into();
+        self.execute(deferred);
+        self.take_effects()
+    }
+
+    /// `appends` appends handed to storage are durable, the last ending at `up_to`. Buffered
+    /// client writes go out as one batch.
+    pub fn log_persisted(&mut self, up_to: LogId, appends: u64) -> Vec<Effect<R, C, Q>> {
+        self.appends_in_flight = self.appends_in_flight.saturating_sub(appends);
+        self.step(Input::LogPersisted { up_to });
+        self.flush_proposals();
+        self.take_effects()
+    }
+
+    /// The state machine applied everything up to `up_to`.
+    pub fn applied(&mut self, up_to: LogIndex) -> Vec<Effect<R, C, Q>> {
+        self.step(Input::Applied { up_to });
+        self.take_effects()
+    }
+
+    /// The node stops: forgets waiting RPCs and buffered writes, and returns every waiting
+    /// client for the embedding to answer.
+    pub fn shut_down(&mut self) -> Vec<C> {
+        self.pending_rpcs.clear();
+        self.proposal_buffer.clear();
+        self.deferred.clear();
+        std::mem::take(&mut self.pending_clients)
+            .into_values()
+            .collect()
+    }
+
+    /// Returns every waiting read for the embedding to answer (the node stops).
+    pub fn abandon_reads(&mut self) -> Vec<Q> {
+        std::mem::take(&mut self.pending_reads)
+            .into_values()
+            .collect()
+    }
+
+    /// Keeps only the waiting reads `keep` accepts (to forget readers that gave up).
+    pub fn retain_reads(&mut self, mut keep: impl FnMut(&Q) -> bool) {
+        self.pending_reads.retain(|_, reader| keep(reader));
+    }
+
+    /// Keeps only the waiting clients `keep` accepts (to forget clients that gave up).
+    pub fn retain_clients(&mut self, mut keep: impl FnMut(&C) -> bool) {
+        self.pending_clients.retain(|_, client| keep(client));
+    }
+
+    fn flush_proposals(&mut self) {
+        if !self.proposal_buffer.is_empty() {
+            let batch = std::mem::take(&mut self.proposal_buffer);
+            self.step(Input::Propose(batch));
+        }
+    }
+
+    fn step(&mut self, input: Input) {
+        let actions = self.core.step(input);
+        self.execute(actions);
+    }
+
+    fn take_effects(&mut self) -> Vec<Effect<R, C, Q>> {
+        std::mem::take(&mut self.effects)
+    }
+
+    /// Executes actions in order, holding back everything after an unsaved hard state.
+    fn execute(&mut self, actions: Vec<Action>) {
+        for action in actions {
+            if self.hard_state_in_flight {
+                self.deferred.push_back(action);
+                continue;
+            }
+            self.execute_one(action);
+        }
+    }
+
+    fn execute_one(&mut self, action: Action) {
+        match action {
+            Action::SaveHardState(hard_state) => {
+                self.hard_state_in_flight = true;
+                self.effects
+                    .push(Effect::Storage(StorageOp::SaveHardState(hard_state)));
+            }
+            Action::TruncateLog { from } => self
+                .effects
+                .push(Effect::Storage(StorageOp::Truncate(from))),
+            Action::AppendLog { entries } => {
+                self.appends_in_flight += 1;
+                self.effects
+                    .push(Effect::Storage(StorageOp::Append(entries)));
+            }
+            Action::Send { to, request } => self.effects.push(Effect::Send { to, request }),
+            Action::Reply { rpc, response, .. } => {
+                if let Some(reply) = self.pending_rpcs.remove(&rpc) {
+                    self.effects.push(Effect::Reply { reply, response });
+                }
+            }
+            Action::Apply { entries, clients } => {
+                let clients = clients
+                    .into_iter()
+                    .filter_map(|(index, request)| {
+                        Some((index, self.pending_clients.remove(&request)?))
+                    })
+                    .collect();
+                self.effects.push(Effect::Apply { entries, clients });
+            }
+            Action::Reject { request, error } => {
+                if let Some(client) = self.pending_clients.remove(&request) {
+                    self.effects.push(Effect::Reject { client, error });
+                }
+            }
+            Action::ReadReady {
+                request,
+                read_index,
+            } => {
+                if let Some(reader) = self.pending_reads.remove(&request) {
+                    self.effects.push(Effect::ReadReady { reader, read_index });
+                }
+            }
+            Action::RejectRead { request, error } => {
+                if let Some(reader) = self.pending_reads.remove(&request) {
+                    self.effects.push(Effect::RejectRead { reader, error });
+                }
+            }
+        }
+    }
+}
