@@ -34,5 +34,7 @@ pub use metrics::{RaftMetrics, Wait};
 pub use network::{InProcessNetwork, Network, NetworkError, RaftRpc, Router, Unreliable};
 pub use raft::Raft;
 pub use state_machine::{Snapshot, StateMachine, StateMachineError};
-pub use storage::{LogStorage, MemStorage, StorageError, StoredState};
+pub use storage::{
+    LogStorage, MemStorage, StorageError, StoredState, WalOptions, WalStats, WalStorage,
+};
 pub use types::{Entry, EntryPayload, LogId, LogIndex, NodeId, RequestId, RpcId, Term};
