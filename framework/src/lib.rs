@@ -34,6 +34,8 @@ pub use metrics::{RaftMetrics, Wait};
 pub use network::{InProcessNetwork, Network, NetworkError, RaftRpc, Router, Unreliable};
 pub use raft::Raft;
 pub use state_machine::{Snapshot, StateMachine, StateMachineError};
+#[cfg(feature = "testing")]
+pub use storage::FaultInjector;
 pub use storage::{
     LogStorage, MemStorage, StorageError, StoredState, WalOptions, WalStats, WalStorage,
 };

@@ -75,12 +75,12 @@ async fn t50_mem_storage_conforms() {
 }
 
 #[tokio::test]
-async fn t51_wal_storage_conforms() {
+async fn t50_wal_storage_conforms() {
     conformance::run_all(&mut WalFactory::new(WalOptions::default().segment_bytes)).await;
 }
 
 /// About four entries per segment: every check spans segments.
 #[tokio::test]
-async fn t52_wal_storage_with_tiny_segments_conforms() {
+async fn t50_wal_storage_with_tiny_segments_conforms() {
     conformance::run_all(&mut WalFactory::new(128)).await;
 }
