@@ -37,6 +37,7 @@ pub use state_machine::{Snapshot, StateMachine, StateMachineError};
 #[cfg(feature = "testing")]
 pub use storage::FaultInjector;
 pub use storage::{
-    LogStorage, MemStorage, StorageError, StoredState, WalOptions, WalStats, WalStorage,
+    LogStorage, MemStorage, SnapshotStore, StorageError, StoredState, WalOptions, WalStats,
+    WalStorage,
 };
 pub use types::{Entry, EntryPayload, LogId, LogIndex, NodeId, RequestId, RpcId, Term};

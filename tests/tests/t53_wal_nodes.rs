@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use raftor::core::Role;
 use raftor::{
-    ClientWriteError, Config, FaultInjector, Fatal, LogIndex, LogStorage, NodeId, Raft, Router,
+    ClientWriteError, Config, Fatal, FaultInjector, LogIndex, LogStorage, NodeId, Raft, Router,
     StorageError, WalOptions, WalStorage,
 };
 use raftor_tests::{Ledger, Recorder};
@@ -148,7 +148,10 @@ async fn t53_cluster_restarts_from_its_data_directories() {
     }
     let (last, _) = *written.last().expect("writes");
     for raft in &nodes {
-        raft.wait(WAIT).applied(last).await.expect("re-applies the log");
+        raft.wait(WAIT)
+            .applied(last)
+            .await
+            .expect("re-applies the log");
         for (index, value) in &written {
             assert_eq!(
                 ledger.applied_at(raft.id(), *index),
@@ -158,7 +161,10 @@ async fn t53_cluster_restarts_from_its_data_directories() {
             );
         }
     }
-    let index = nodes[0].client_write(21).await.expect("write after restart");
+    let index = nodes[0]
+        .client_write(21)
+        .await
+        .expect("write after restart");
     assert!(index > last);
     for raft in &nodes {
         raft.shutdown().await;
@@ -206,7 +212,10 @@ async fn t53_concurrent_writes_share_fsyncs() {
     let syncs = stats.append_syncs() - syncs_before;
     println!("{entries} entries in {syncs} fsyncs");
     // The first leader's blank entry may land in the measured window too.
-    assert!(entries >= CLIENTS * WRITES_EACH, "{entries} entries written");
+    assert!(
+        entries >= CLIENTS * WRITES_EACH,
+        "{entries} entries written"
+    );
     assert!(
         syncs * 4 <= entries,
         "{entries} entries took {syncs} fsyncs: appends were not grouped"

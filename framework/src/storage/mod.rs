@@ -11,6 +11,7 @@
 #[cfg(feature = "testing")]
 pub mod conformance;
 mod memory;
+mod snapshot_store;
 pub mod wal;
 
 use async_trait::async_trait;
@@ -20,6 +21,7 @@ use crate::core::HardState;
 use crate::types::{Entry, LogId, LogIndex};
 
 pub use memory::MemStorage;
+pub use snapshot_store::{SnapshotMeta, SnapshotReader, SnapshotStore};
 #[cfg(feature = "testing")]
 pub use wal::FaultInjector;
 pub use wal::{WalOptions, WalStats, WalStorage};
