@@ -27,6 +27,7 @@ impl StoreFactory for MemFactory {
     }
 }
 
+// ANCHOR: wal_factory
 /// A fresh directory under one temp dir per store; a reopen opens the same directory again.
 struct WalFactory {
     root: TempDir,
@@ -70,13 +71,14 @@ impl StoreFactory for WalFactory {
 }
 
 #[tokio::test]
-async fn t50_mem_storage_conforms() {
-    conformance::run_all(&mut MemFactory::default()).await;
-}
-
-#[tokio::test]
 async fn t50_wal_storage_conforms() {
     conformance::run_all(&mut WalFactory::new(WalOptions::default().segment_bytes)).await;
+}
+// ANCHOR_END: wal_factory
+
+#[tokio::test]
+async fn t50_mem_storage_conforms() {
+    conformance::run_all(&mut MemFactory::default()).await;
 }
 
 /// About four entries per segment: every check spans segments.

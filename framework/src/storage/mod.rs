@@ -36,6 +36,7 @@ pub struct StoredState {
     pub entries: Vec<Entry>,
 }
 
+// ANCHOR: log_storage
 /// Storage for one node's log and hard state.
 ///
 /// Calls come one at a time, in order. Every implementation must pass the conformance suite
@@ -65,6 +66,7 @@ pub trait LogStorage: Send + 'static {
     /// was truncated).
     async fn last_log_id(&mut self) -> Result<LogId, StorageError>;
 }
+// ANCHOR_END: log_storage
 
 /// Storage failed. The node stops: it cannot promise durability any more.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
