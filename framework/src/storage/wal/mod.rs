@@ -207,3 +207,6 @@ pub(crate) fn io_error(operation: &'static str) -> impl Fn(std::io::Error) -> St
         message: error.to_string(),
     }
 }
+
+#[cfg(all(test, feature = "testing"))]
+mod tests;
