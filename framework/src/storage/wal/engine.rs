@@ -48,9 +48,10 @@ impl Engine {
         let lock = DirLock::acquire(dir)?;
         let hard_state = hard_state::read(dir)?;
         let (segments, entries) = recover_segments(dir, &syncer)?;
-        let (segments, entries) = match segments.is_empty() {
-            true => (vec![create_segment(dir, LogIndex(1), &syncer)?], Vec::new()),
-            false => (segments, entries),
+        let segments = if segments.is_empty() {
+            vec![create_segment(dir, LogIndex(1), &syncer)?]
+        } else {
+            segments
         };
         let active = open_for_write(&segments[segments.len() - 1].path)?;
         let purged = segments[0].first.prev();

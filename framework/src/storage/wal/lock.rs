@@ -1,6 +1,10 @@
 //! The data directory's lock: an exclusive `flock` on `LOCK`, which also holds the holder's
 //! pid. The kernel drops the lock when its holder exits, even on SIGKILL, so a stale pid left in
 //! the file never blocks a restart.
+//!
+//! NB: the lock belongs to the open file, not to the process. A child forked while the store is
+//! open shares it until it execs (the descriptor is close-on-exec), so a process that spawns
+//! children may briefly see its own directory as `Locked` when it reopens a store at that moment.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
