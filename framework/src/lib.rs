@@ -38,5 +38,10 @@ pub use metrics::{RaftMetrics, Wait};
 pub use network::{InProcessNetwork, Network, NetworkError, RaftRpc, Router, Unreliable};
 pub use raft::{Raft, ReadLevel};
 pub use state_machine::{Snapshot, StateMachine, StateMachineError};
-pub use storage::{LogStorage, MemStorage, StorageError, StoredState};
+#[cfg(feature = "testing")]
+pub use storage::FaultInjector;
+pub use storage::{
+    LogStorage, MemStorage, SnapshotStore, StorageError, StoredState, WalOptions, WalStats,
+    WalStorage,
+};
 pub use types::{Entry, EntryPayload, LogId, LogIndex, NodeId, RequestId, RpcId, Term};

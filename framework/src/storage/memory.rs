@@ -21,8 +21,8 @@ struct Inner {
     hard_state: HardState,
     /// Entries after `purged`, contiguous.
     entries: Vec<Entry>,
-    /// Entries up to here were purged.
-    purged: LogIndex,
+    /// The last purged entry (`0@0` if none): entries up to its index were purged.
+    purged: LogId,
 }
 
 impl MemStorage {
@@ -52,13 +52,18 @@ impl MemStorage {
 
 impl Inner {
     fn last_index(&self) -> LogIndex {
-        self.entries
-            .last()
-            .map_or(self.purged, |entry| entry.log_id.index)
+        self.last_log_id().index
     }
 
+    fn last_log_id(&self) -> LogId {
+        self.entries
+            .last()
+            .map_or(self.purged, |entry| entry.log_id)
+    }
+
+    /// Where `index` sits in `entries`; 0 for indexes at or below the purge point.
     fn position(&self, index: LogIndex) -> usize {
-        index.0.saturating_sub(self.purged.0 + 1) as usize
+        index.0.saturating_sub(self.purged.index.0 + 1) as usize
     }
 }
 
@@ -79,14 +84,15 @@ impl LogStorage for MemStorage {
 
     async fn append(&mut self, entries: Vec<Entry>) -> Result<(), StorageError> {
         let mut inner = self.lock();
-        let expected = inner.last_index().next();
-        if let Some(first) = entries.first() {
-            if first.log_id.index != expected {
+        let mut expected = inner.last_index().next();
+        for entry in &entries {
+            if entry.log_id.index != expected {
                 return Err(StorageError::Invalid(format!(
-                    "append at {} but the log ends before {expected}",
-                    first.log_id
+                    "append of {} where index {expected} belongs",
+                    entry.log_id
                 )));
             }
+            expected = expected.next();
         }
         inner.entries.extend(entries);
         Ok(())
@@ -94,10 +100,10 @@ impl LogStorage for MemStorage {
 
     async fn truncate(&mut self, from: LogIndex) -> Result<(), StorageError> {
         let mut inner = self.lock();
-        if from <= inner.purged {
+        if from <= inner.purged.index {
             return Err(StorageError::Invalid(format!(
                 "truncate from {from}: purged up to {}",
-                inner.purged
+                inner.purged.index
             )));
         }
         let keep = inner.position(from);
@@ -108,15 +114,19 @@ impl LogStorage for MemStorage {
     async fn purge(&mut self, up_to: LogIndex) -> Result<(), StorageError> {
         let mut inner = self.lock();
         let up_to = up_to.min(inner.last_index());
+        if up_to <= inner.purged.index {
+            return Ok(());
+        }
         let drop = inner.position(up_to.next());
+        inner.purged = inner.entries[drop - 1].log_id;
         inner.entries.drain(..drop);
-        inner.purged = inner.purged.max(up_to);
         Ok(())
     }
 
     async fn read(&mut self, start: LogIndex, end: LogIndex) -> Result<Vec<Entry>, StorageError> {
         let inner = self.lock();
-        let from = inner.position(start.max(inner.purged.next()));
+        let end = end.min(inner.last_index());
+        let from = inner.position(start.max(inner.purged.index.next()));
         let to = inner.position(end.next()).min(inner.entries.len());
         Ok(inner
             .entries
@@ -126,11 +136,6 @@ impl LogStorage for MemStorage {
     }
 
     async fn last_log_id(&mut self) -> Result<LogId, StorageError> {
-        let inner = self.lock();
-        Ok(inner
-            .entries
-            .last()
-            .map(|entry| entry.log_id)
-            .unwrap_or_default())
+        Ok(self.lock().last_log_id())
     }
 }

@@ -1,0 +1,115 @@
+//! Engine-level checks of the file layout: rotation, truncation and purge in terms of files,
+//! and where the IO runs. Behaviour through the trait is covered by the conformance suite and the
+//! crash tests in the `tests` crate.
+
+use std::path::Path;
+
+use super::*;
+use crate::storage::conformance::entries;
+use crate::types::Term;
+
+fn name(first: u64) -> String {
+    segment::file_name(LogIndex(first))
+}
+
+fn segment_names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .expect("list")
+        .filter_map(|item| item.ok()?.file_name().into_string().ok())
+        .filter(|name| name.ends_with(".wal"))
+        .collect();
+    names.sort();
+    names
+}
+
+async fn open_small(dir: &Path) -> WalStorage {
+    let options = WalOptions {
+        segment_bytes: 100,
+        ..WalOptions::default()
+    };
+    WalStorage::open(dir, options).await.expect("open")
+}
+
+#[tokio::test]
+async fn one_append_rotates_through_segments_and_fsyncs_each() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut wal = open_small(dir.path()).await;
+    // Each record is about 27 bytes: a 100-byte segment is full after 4.
+    wal.append(entries(1, 1, 10)).await.expect("append");
+    let names = segment_names(dir.path());
+    assert_eq!(names, [name(1), name(5), name(9)]);
+    for name in &names {
+        let len = std::fs::metadata(dir.path().join(name))
+            .expect("stat")
+            .len();
+        assert!(len < 100 + 40, "{name} holds {len} bytes");
+    }
+    let stats = wal.stats();
+    assert_eq!(
+        (stats.appends(), stats.entries(), stats.append_syncs()),
+        (1, 10, 3)
+    );
+}
+
+#[tokio::test]
+async fn truncate_deletes_later_segments_and_cuts_the_one_holding_the_index() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut wal = open_small(dir.path()).await;
+    wal.append(entries(1, 1, 10)).await.expect("append");
+    wal.truncate(LogIndex(6)).await.expect("truncate");
+    assert_eq!(segment_names(dir.path()), [name(1), name(5)]);
+    let last = wal.last_log_id().await.expect("last");
+    assert_eq!(last, LogId::new(Term(1), LogIndex(5)));
+    wal.truncate(LogIndex(5))
+        .await
+        .expect("truncate at a segment's first entry");
+    assert_eq!(segment_names(dir.path()), [name(1)]);
+    wal.append(entries(2, 5, 7))
+        .await
+        .expect("append after truncate");
+    let held = wal.read(LogIndex(1), LogIndex(9)).await.expect("read");
+    let mut expected = entries(1, 1, 4);
+    expected.extend(entries(2, 5, 7));
+    assert_eq!(held, expected);
+}
+
+#[tokio::test]
+async fn purge_deletes_whole_segments_but_keeps_the_last_entry() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut wal = open_small(dir.path()).await;
+    wal.append(entries(1, 1, 10)).await.expect("append");
+    wal.purge(LogIndex(5)).await.expect("purge");
+    let names = segment_names(dir.path());
+    assert_eq!(
+        names,
+        [name(5), name(9)],
+        "only the segment wholly at or below 5 goes"
+    );
+    wal.purge(LogIndex(100)).await.expect("purge past the end");
+    assert_eq!(segment_names(dir.path()), [name(9)]);
+    let last = wal.last_log_id().await.expect("last");
+    assert_eq!(last, LogId::new(Term(1), LogIndex(10)));
+    assert!(wal
+        .read(LogIndex(1), LogIndex(10))
+        .await
+        .expect("read")
+        .is_empty());
+    drop(wal);
+    let mut wal = open_small(dir.path()).await;
+    assert_eq!(wal.load().await.expect("load").entries, entries(1, 9, 10));
+}
+
+#[tokio::test]
+async fn file_io_runs_on_the_store_thread() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let wal = WalStorage::open(dir.path(), WalOptions::default())
+        .await
+        .expect("open");
+    let name = wal
+        .io
+        .call(|_| Ok(std::thread::current().name().map(str::to_string)))
+        .await
+        .expect("call");
+    assert!(name.is_some_and(|name| name.starts_with("raftor-wal")));
+    assert_ne!(std::thread::current().name(), Some("raftor-wal"));
+}
