@@ -317,13 +317,13 @@ impl Node {
     }
 }
 
-// ANCHOR: cluster
 /// Three (or more) nodes on loopback, each listening on a port of its own.
 pub struct Cluster {
     pub nodes: Vec<Node>,
 }
 
 impl Cluster {
+    // ANCHOR: cluster
     /// Binds a listener per node first, so every node knows every address before any starts.
     pub async fn start(ids: &[NodeId], config: Config) -> anyhow::Result<Cluster> {
         let mut listeners = Vec::new();
