@@ -62,8 +62,10 @@ async fn main() -> anyhow::Result<()> {
         router.register(id, Arc::new(raft.clone()));
         nodes.push(raft);
     }
+    // ANCHOR: wait_for_leader
     let leader = nodes[0].wait(Duration::from_secs(5)).leader_known().await?;
     println!("node {leader} leads");
+    // ANCHOR_END: wait_for_leader
 
     // Any node takes writes: followers forward them to the leader.
     let set = Command::Set {

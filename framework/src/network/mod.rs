@@ -23,6 +23,7 @@ use crate::types::NodeId;
 
 pub use in_process::{InProcessNetwork, Router, RpcStats, Unreliable};
 
+// ANCHOR: network_trait
 /// Sends RPCs to peers. One method per RPC: typed request in, typed response or error out.
 #[async_trait]
 pub trait Network: Send + Sync + 'static {
@@ -54,7 +55,9 @@ pub trait Network: Send + Sync + 'static {
         req: ReadIndexRequest,
     ) -> Result<ReadIndexResponse, NetworkError>;
 }
+// ANCHOR_END: network_trait
 
+// ANCHOR: raft_rpc_trait
 /// The receiving side of the RPCs: implemented by the `Raft` handle, called by transports.
 #[async_trait]
 pub trait RaftRpc: Send + Sync + 'static {
@@ -70,7 +73,9 @@ pub trait RaftRpc: Send + Sync + 'static {
     /// Handles a follower's request for a read index.
     async fn read_index(&self, req: ReadIndexRequest) -> Result<ReadIndexResponse, NetworkError>;
 }
+// ANCHOR_END: raft_rpc_trait
 
+// ANCHOR: network_error
 /// An RPC did not get a response. The protocol treats it as a lost message and retries.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum NetworkError {
@@ -87,3 +92,4 @@ pub enum NetworkError {
     #[error("transport error: {0}")]
     Transport(String),
 }
+// ANCHOR_END: network_error
