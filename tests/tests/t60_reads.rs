@@ -245,11 +245,13 @@ async fn t65_concurrent_reads_share_quorum_rounds() {
     let raft = running(&cluster, leader);
     let index = raft.client_write(651).await.expect("write applied");
 
+    // ANCHOR: burst
     let rpcs_before = cluster.router.stats(leader).rpcs;
     let started = Instant::now();
     let reads = (0..READS).map(|_| raft.ensure_readable(ReadLevel::Linearizable));
     let results = join_all(reads).await;
     let rpcs = cluster.router.stats(leader).rpcs - rpcs_before;
+    // ANCHOR_END: burst
     let elapsed = started.elapsed();
     for result in results {
         assert!(result.expect("read served") >= index);
