@@ -147,10 +147,12 @@ impl Ledger {
 }
 
 /// A state machine that records each applied command's value in the ledger and answers with the
-/// index it was applied at.
+/// index it was applied at. It also keeps what it applied, for reads (`Raft::read`).
 pub struct Recorder<C = u64> {
     id: NodeId,
     ledger: Ledger,
+    /// The values this incarnation applied, by index: the state a read sees.
+    applied: BTreeMap<LogIndex, u64>,
     _command: PhantomData<fn() -> C>,
 }
 
@@ -168,8 +170,14 @@ impl<C: Command> Recorder<C> {
         Recorder {
             id,
             ledger,
+            applied: BTreeMap::new(),
             _command: PhantomData,
         }
+    }
+
+    /// The values this state machine applied, by index.
+    pub fn applied(&self) -> &BTreeMap<LogIndex, u64> {
+        &self.applied
     }
 }
 
@@ -180,6 +188,7 @@ impl<C: Command> StateMachine for Recorder<C> {
 
     async fn apply(&mut self, index: LogIndex, command: C) -> Result<LogIndex, StateMachineError> {
         self.ledger.record(self.id, index, command.value());
+        self.applied.insert(index, command.value());
         Ok(index)
     }
 }

@@ -6,7 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use raftor::{Config, LogIndex, MemStorage, NodeId, Raft, Router, StateMachine, StateMachineError};
+use raftor::{
+    Config, LogIndex, MemStorage, NodeId, Raft, ReadLevel, Router, StateMachine, StateMachineError,
+};
 use serde::{Deserialize, Serialize};
 
 // ANCHOR: state_machine
@@ -84,6 +86,18 @@ async fn main() -> anyhow::Result<()> {
         "set greeting: previous {:?}",
         nodes[1].client_write(set).await?
     );
+    // ANCHOR: read
+    // A linearizable read on any node (a follower asks the leader for its read index): it sees
+    // every write acknowledged before it started. The closure runs against this node's own state
+    // machine once it has applied that far.
+    let greeting = nodes[2]
+        .read(ReadLevel::Linearizable, |kv: &KvStore| {
+            kv.map.get("greeting").cloned()
+        })
+        .await?;
+    println!("read greeting: {greeting:?}");
+    // ANCHOR_END: read
+
     let delete = Command::Delete {
         key: "greeting".into(),
     };
