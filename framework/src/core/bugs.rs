@@ -10,4 +10,7 @@ pub struct InjectedBugs {
     /// A leader commits entries of earlier terms by counting replicas (breaks contract 3, the
     /// paper's Figure 8).
     pub commit_previous_terms: bool,
+    /// A leader serves every ReadIndex read at its commit index without a quorum round (breaks
+    /// contract 8: a deposed leader that does not know it yet serves stale reads).
+    pub serve_reads_unconfirmed: bool,
 }

@@ -91,7 +91,7 @@ impl Core {
     /// Serves a lease read at once, or queues the read for the next round.
     fn admit_read(&mut self, request: RequestId, mode: ReadMode) {
         let read_index = self.log.commit_index();
-        if mode == ReadMode::Lease && self.has_lease() {
+        if (mode == ReadMode::Lease && self.has_lease()) || self.serves_reads_unconfirmed() {
             self.push(Action::ReadReady {
                 request,
                 read_index,
@@ -106,6 +106,16 @@ impl Core {
                 round,
             });
         }
+    }
+
+    #[cfg(any(test, feature = "testing"))]
+    fn serves_reads_unconfirmed(&self) -> bool {
+        self.bugs.serve_reads_unconfirmed
+    }
+
+    #[cfg(not(any(test, feature = "testing")))]
+    fn serves_reads_unconfirmed(&self) -> bool {
+        false
     }
 
     /// Whether the leader lease holds now (see the module docs).

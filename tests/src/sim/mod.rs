@@ -38,8 +38,12 @@
 //! line per event, with the node's term, role, last log id, commit, applied and durable
 //! positions), `RAFTOR_SIM_TRACE=<file>` writes it there.
 //!
+//! Reads: the even-numbered clients read through the log, the odd-numbered ones with ReadIndex
+//! (the core confirms the read, the node answers from its state machine once it has applied the
+//! read index, as `Raft::read` does); both kinds go into the one history the checker judges.
+//!
 //! Not simulated yet (hooks to add when the features land): snapshots and log compaction,
-//! membership changes, ReadIndex reads (reads go through the log for now).
+//! membership changes, lease reads.
 //!
 //! Files: `world.rs` (nodes, event loop, effects), `runner.rs` (a run: faults, clients, checks),
 //! `disk.rs`, `network.rs`, `client.rs`, `kv.rs`.
@@ -119,6 +123,8 @@ pub struct RunReport {
     pub crashes: u64,
     /// Length of the committed log.
     pub committed: u64,
+    /// Gets answered through ReadIndex (not through the log).
+    pub reads_served: u64,
 }
 
 /// A failed run: its seed, what broke, and how to replay it.

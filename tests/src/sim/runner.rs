@@ -267,6 +267,7 @@ impl Simulation {
             ops_unknown: count(|o| *o == Outcome::Unknown),
             crashes: self.world.crashes,
             committed: self.checker.committed().len() as u64,
+            reads_served: self.world.reads_served,
         }
     }
 

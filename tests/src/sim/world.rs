@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use raftor::core::{Core, InjectedBugs, Recovered, Role};
+use raftor::core::{Core, InjectedBugs, ReadMode, Recovered, Role};
 use raftor::driver::{Effect, Executor};
 use raftor::message::{AppendEntriesResponse, AppendOutcome, Request, Response};
 use raftor::{codec, Config, Entry, EntryPayload, LogIndex, NodeId};
@@ -13,7 +13,7 @@ use crate::rng::TestRng;
 
 use super::client::Client;
 use super::disk::{Disk, DiskDone};
-use super::kv::{KvResponse, KvStore};
+use super::kv::{KvCommand, KvResponse, KvStore};
 use super::network::{Message, Network};
 
 /// How an inbound RPC's answer finds its way back: the requester, its incarnation, when it sent.
@@ -68,6 +68,10 @@ pub struct Node {
     pub applied: Vec<Entry>,
     /// When the apply worker is free again (it applies jobs in order).
     pub apply_free_at: u64,
+    /// The key each ReadIndex read in progress on this node reads.
+    pub read_keys: BTreeMap<ClientTo, u8>,
+    /// Reads confirmed by the core, waiting for the state machine to reach their read index.
+    pub parked_reads: Vec<(ClientTo, LogIndex)>,
 }
 
 impl Node {
@@ -103,6 +107,8 @@ pub struct World {
     pub event_count: u64,
     /// Crashes injected.
     pub crashes: u64,
+    /// Gets answered through ReadIndex.
+    pub reads_served: u64,
     /// Crash the leader right after it sends its next AppendEntries carrying entries.
     pub crash_leader_on_append: bool,
     /// Crash the next node that grants a (real) vote, right after the grant leaves.
@@ -133,6 +139,7 @@ impl World {
             trace: None,
             event_count: 0,
             crashes: 0,
+            reads_served: 0,
             crash_leader_on_append: false,
             crash_after_vote: false,
             crash_after_ack: false,
@@ -147,6 +154,8 @@ impl World {
                 kv: KvStore::default(),
                 applied: Vec::new(),
                 apply_free_at: 0,
+                read_keys: BTreeMap::new(),
+                parked_reads: Vec::new(),
             };
             world.nodes.insert(*id, node);
             world.start_node(*id);
@@ -255,6 +264,8 @@ impl World {
         node.disk.crash(&mut self.rng);
         node.kv = KvStore::default();
         node.applied.clear();
+        node.read_keys.clear();
+        node.parked_reads.clear();
         self.crashes += 1;
         self.note(Some(id), || format!("CRASH n{id}"));
         let delay = if self.restart_at_once {
@@ -397,9 +408,12 @@ impl World {
                     result: Err(error),
                 });
             }
-            // The simulated clients read through the log; ReadIndex reads are checked by the
-            // core's property test (a hook for the simulator's next step).
-            Effect::ReadReady { .. } => {}
+            Effect::ReadReady { reader, read_index } => {
+                self.note(Some(id), || format!("n{id} read ready at {read_index}"));
+                let node = self.nodes.get_mut(&id).expect("known node");
+                node.parked_reads.push((reader, read_index));
+                self.serve_parked_reads(id);
+            }
         }
     }
 
@@ -429,6 +443,7 @@ impl World {
         node.apply_free_at = done_at;
         let incarnation = node.incarnation;
         self.schedule(done_at - self.now, Event::Applied(id, incarnation, last));
+        self.serve_parked_reads(id);
         for (index, (client, attempt)) in clients {
             let response = *responses
                 .get(&index)
@@ -438,6 +453,43 @@ impl World {
                 attempt,
                 result: Ok(response),
             });
+        }
+    }
+
+    /// Answers every confirmed read whose read index the node's state machine has reached, from
+    /// that state machine (what `Raft::read` does on the apply worker).
+    fn serve_parked_reads(&mut self, id: NodeId) {
+        let node = self.nodes.get_mut(&id).expect("known node");
+        let applied = LogIndex(node.applied.len() as u64);
+        let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut node.parked_reads)
+            .into_iter()
+            .partition(|(_, read_index)| *read_index <= applied);
+        node.parked_reads = waiting;
+        let mut replies = Vec::new();
+        for (reader, _) in ready {
+            if let Some(key) = node.read_keys.remove(&reader) {
+                replies.push((reader, node.kv.apply(&KvCommand::Get { key })));
+            }
+        }
+        self.reads_served += replies.len() as u64;
+        for ((client, attempt), response) in replies {
+            self.send(Message::ClientReply {
+                client,
+                attempt,
+                result: Ok(response),
+            });
+        }
+    }
+
+    /// Whether `command` is a get that client `client` reads with ReadIndex instead of through
+    /// the log (the odd-numbered clients do), and its key.
+    fn read_index_key(client: usize, command: &[u8]) -> Option<u8> {
+        if client & 1 == 0 {
+            return None;
+        }
+        match codec::decode::<super::client::Tagged>(command) {
+            Ok((_, KvCommand::Get { key })) => Some(key),
+            _ => None,
         }
     }
 
@@ -531,6 +583,14 @@ impl World {
                 to,
                 command,
             } => {
+                if let Some(key) = Self::read_index_key(client, &command) {
+                    self.note(Some(to), || format!("n{to} <- c{client} read"));
+                    if let Some(node) = self.nodes.get_mut(&to).filter(|n| n.executor.is_some()) {
+                        node.read_keys.insert((client, attempt), key);
+                    }
+                    self.with_executor(to, |e| e.read(ReadMode::ReadIndex, (client, attempt)));
+                    return;
+                }
                 self.note(Some(to), || format!("n{to} <- c{client} write"));
                 self.with_executor(to, |e| e.client_write(command, (client, attempt)));
             }
