@@ -12,7 +12,7 @@
 //! Files: `cluster.rs` (the cluster and its fault controls), `view.rs` (the lab suite's checks
 //! and client calls, shareable with concurrent clients), `recorder.rs` (state machine, commands
 //! and ledger), `network.rs` (the lab's request delays and long reordering of replies, layered on
-//! the router), `rng.rs` (seeds and a seeded generator).
+//! the router), `rng.rs` (seeds and a seeded generator), `wal.rs` (entries and stores for the WAL tests).
 
 pub mod cluster;
 pub mod linearizability;
@@ -21,6 +21,7 @@ pub mod recorder;
 pub mod rng;
 pub mod sim;
 pub mod view;
+pub mod wal;
 
 pub use cluster::TestCluster;
 pub use recorder::{Command, Ledger, Padded, Recorder};

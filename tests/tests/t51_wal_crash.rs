@@ -7,33 +7,12 @@
 //! header, little-endian `len`).
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use raftor::core::HardState;
-use raftor::{
-    Entry, FaultInjector, LogId, LogIndex, LogStorage, NodeId, StorageError, Term, WalOptions,
-    WalStorage,
-};
+use raftor::{Entry, LogIndex, LogStorage, NodeId, StorageError, Term};
+use raftor_tests::wal::{numbered_entry, open, open_with_faults};
 
 const HEADER_BYTES: usize = 12;
-
-/// Entry `index` of these tests: its payload length and bytes follow from the index.
-fn numbered_entry(index: u64) -> Entry {
-    let len = (index * 37 % 300) as usize;
-    let payload: Vec<u8> = (0..len).map(|i| (index as usize * 7 + i) as u8).collect();
-    Entry {
-        log_id: LogId::new(Term(1), LogIndex(index)),
-        payload: raftor::EntryPayload::Command(Arc::from(payload)),
-    }
-}
-
-async fn open(dir: &Path, segment_bytes: u64) -> Result<WalStorage, StorageError> {
-    let options = WalOptions {
-        segment_bytes,
-        ..WalOptions::default()
-    };
-    WalStorage::open(dir, options).await
-}
 
 /// The segment files of `dir`, oldest first.
 fn segment_files(dir: &Path) -> Vec<PathBuf> {
@@ -298,12 +277,7 @@ async fn t51_data_directory_is_locked() {
 #[tokio::test]
 async fn t51_failed_fsync_poisons_the_store() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let faults = FaultInjector::default();
-    let options = WalOptions {
-        faults: faults.clone(),
-        ..WalOptions::default()
-    };
-    let mut wal = WalStorage::open(dir.path(), options).await.expect("open");
+    let (mut wal, faults) = open_with_faults(dir.path()).await;
     wal.append((1..=5).map(numbered_entry).collect())
         .await
         .expect("append");
@@ -349,12 +323,7 @@ async fn t51_failed_fsync_poisons_the_store() {
 #[tokio::test]
 async fn t51_full_disk_fails_the_append_and_leaves_a_torn_tail() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let faults = FaultInjector::default();
-    let options = WalOptions {
-        faults: faults.clone(),
-        ..WalOptions::default()
-    };
-    let mut wal = WalStorage::open(dir.path(), options).await.expect("open");
+    let (mut wal, faults) = open_with_faults(dir.path()).await;
     wal.append((1..=5).map(numbered_entry).collect())
         .await
         .expect("append");

@@ -12,33 +12,15 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use raftor::{Entry, LogId, LogIndex, LogStorage, StorageError, Term, WalOptions, WalStorage};
+use raftor::LogStorage;
 use raftor_tests::rng::{self, TestRng};
+use raftor_tests::wal::{numbered_entry, open};
 
 /// The kill loop's child reads its data directory and seed from these.
 const CHILD_DIR_VAR: &str = "RAFTOR_WAL_CHILD_DIR";
 const CHILD_SEED_VAR: &str = "RAFTOR_WAL_CHILD_SEED";
 /// Small segments, so kills also land in rotations.
 const KILL_SEGMENT_BYTES: u64 = 4096;
-
-/// The entry the kill loop writes at `index`: its payload length and bytes follow from the
-/// index, so the parent can check every byte.
-fn kill_loop_entry(index: u64) -> Entry {
-    let len = (index * 37 % 300) as usize;
-    let payload: Vec<u8> = (0..len).map(|i| (index as usize * 7 + i) as u8).collect();
-    Entry {
-        log_id: LogId::new(Term(1), LogIndex(index)),
-        payload: raftor::EntryPayload::Command(Arc::from(payload)),
-    }
-}
-
-async fn open(dir: &Path, segment_bytes: u64) -> Result<WalStorage, StorageError> {
-    let options = WalOptions {
-        segment_bytes,
-        ..WalOptions::default()
-    };
-    WalStorage::open(dir, options).await
-}
 
 /// Not a test on its own: the child process of `t52_kill_9_loses_no_acknowledged_entry`. It
 /// appends random batches forever and prints `ack <index>` after each append returns.
@@ -55,7 +37,7 @@ async fn kill_loop_child() {
     let started = Instant::now();
     while started.elapsed() < Duration::from_secs(10) {
         let count = 1 + rng.below(20);
-        let batch = (next..next + count).map(kill_loop_entry).collect();
+        let batch = (next..next + count).map(numbered_entry).collect();
         wal.append(batch).await.expect("child appends");
         next += count;
         println!("ack {}", next - 1);
@@ -123,7 +105,7 @@ async fn t52_kill_9_loses_no_acknowledged_entry() {
              {last_held} held before"
         );
         for (position, entry) in entries.iter().enumerate() {
-            let expected = kill_loop_entry(position as u64 + 1);
+            let expected = numbered_entry(position as u64 + 1);
             assert_eq!(
                 entry, &expected,
                 "round {round} (seed {seed}): entry differs"
