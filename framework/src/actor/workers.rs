@@ -2,8 +2,6 @@
 //! machine. Each takes jobs in order from a channel, does the IO, and reports back to the actor.
 //! They hold no protocol state: the actor decides, the workers only execute.
 
-use std::collections::BTreeMap;
-
 use actix::{Actor, Addr, Handler};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{error, warn};
@@ -97,12 +95,18 @@ pub(crate) async fn run_apply<SM, A>(
                 continue;
             }
         };
-        let mut clients: BTreeMap<LogIndex, _> = job.clients.into_iter().collect();
+        // The core hands the clients out in log order; sorting an already sorted Vec is one
+        // pass, and lets the walk below pair clients with entries without building a map.
+        let mut clients = job.clients;
+        clients.sort_unstable_by_key(|(index, _)| *index);
+        let mut clients = clients.into_iter().peekable();
+        let mut unmatched = 0;
         let mut last = None;
         for entry in job.entries {
             let index = entry.log_id.index;
             let result = apply_entry(&mut state_machine, entry).await;
-            match (result, clients.remove(&index)) {
+            let tx = take_client(&mut clients, index, &mut unmatched);
+            match (result, tx) {
                 (Ok(Some(response)), Some(tx)) => {
                     // The client may have given up (timeout): nothing to do then.
                     let _ = tx.send(Ok(response));
@@ -119,9 +123,10 @@ pub(crate) async fn run_apply<SM, A>(
             }
             last = Some(index);
         }
-        if !clients.is_empty() {
+        let unmatched = unmatched + clients.count();
+        if unmatched > 0 {
             warn!(
-                count = clients.len(),
+                count = unmatched,
                 "clients waiting on entries that were not in the batch"
             );
         }
@@ -129,6 +134,19 @@ pub(crate) async fn run_apply<SM, A>(
             actor.do_send(ApplyDone::Applied(last));
         }
     }
+}
+
+/// The client waiting on the entry at `index`, if any, from clients sorted by index; clients
+/// below `index` (waiting on entries not in the batch) are skipped and counted in `unmatched`.
+fn take_client<T>(
+    clients: &mut std::iter::Peekable<impl Iterator<Item = (LogIndex, T)>>,
+    index: LogIndex,
+    unmatched: &mut usize,
+) -> Option<T> {
+    while clients.next_if(|(at, _)| *at < index).is_some() {
+        *unmatched += 1;
+    }
+    clients.next_if(|(at, _)| *at == index).map(|(_, tx)| tx)
 }
 
 /// Applies one entry: commands go to the state machine; blank and membership entries have no

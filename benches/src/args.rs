@@ -1,0 +1,166 @@
+//! The cluster benchmark's command line: `-m MEMBERS -c CLIENTS -n WRITES [-b BATCH]`, parsed by
+//! hand (no argument-parsing dependency for four numbers).
+
+use std::fmt;
+
+/// The usage text printed with `-h` and after a bad flag.
+pub const USAGE: &str = "\
+usage: cluster [-m MEMBERS] [-c CLIENTS] [-n WRITES] [-b BATCH]
+  -m MEMBERS  cluster size, nodes in this process (default 3)
+  -c CLIENTS  concurrent clients, each writing back to back (default 256)
+  -n WRITES   total writes over all clients (default 200000)
+  -b BATCH    writes carried by each client call, as one command (default 1);
+              WRITES must be a multiple of BATCH, and WRITES / BATCH at least CLIENTS";
+
+/// One benchmark run's shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Args {
+    /// Cluster members, all in this process.
+    pub members: u64,
+    /// Concurrent clients.
+    pub clients: u64,
+    /// Total writes (empty requests) over all clients.
+    pub writes: u64,
+    /// Writes per `client_write` call.
+    pub batch: u64,
+}
+
+impl Default for Args {
+    fn default() -> Self {
+        Args {
+            members: 3,
+            clients: 256,
+            writes: 200_000,
+            batch: 1,
+        }
+    }
+}
+
+/// Why the command line was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ArgsError {
+    /// `-h` or `--help`: not an error, but the caller prints the usage and stops.
+    Help,
+    /// A flag the benchmark does not know.
+    UnknownFlag(String),
+    /// A flag without its value.
+    MissingValue(String),
+    /// A value that is not a positive whole number.
+    BadNumber {
+        /// The flag.
+        flag: String,
+        /// What followed it.
+        value: String,
+    },
+    /// The numbers do not fit together.
+    Inconsistent(String),
+}
+
+impl fmt::Display for ArgsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ArgsError::Help => write!(f, "help requested"),
+            ArgsError::UnknownFlag(flag) => write!(f, "unknown flag {flag:?}"),
+            ArgsError::MissingValue(flag) => write!(f, "{flag} needs a value"),
+            ArgsError::BadNumber { flag, value } => {
+                write!(f, "{flag} takes a positive whole number, not {value:?}")
+            }
+            ArgsError::Inconsistent(why) => f.write_str(why),
+        }
+    }
+}
+
+impl Args {
+    /// Parses the arguments after the program name.
+    pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Args, ArgsError> {
+        let mut parsed = Args::default();
+        let mut args = args.into_iter();
+        while let Some(flag) = args.next() {
+            let slot = match flag.as_str() {
+                "-h" | "--help" => return Err(ArgsError::Help),
+                "-m" => &mut parsed.members,
+                "-c" => &mut parsed.clients,
+                "-n" => &mut parsed.writes,
+                "-b" => &mut parsed.batch,
+                _ => return Err(ArgsError::UnknownFlag(flag)),
+            };
+            let value = args
+                .next()
+                .ok_or_else(|| ArgsError::MissingValue(flag.clone()))?;
+            *slot = match value.replace('_', "").parse::<u64>() {
+                Ok(number) if number > 0 => number,
+                _ => return Err(ArgsError::BadNumber { flag, value }),
+            };
+        }
+        parsed.check()
+    }
+
+    /// Client calls in the whole run.
+    pub fn calls(&self) -> u64 {
+        self.writes / self.batch
+    }
+
+    fn check(self) -> Result<Args, ArgsError> {
+        if self.calls() * self.batch != self.writes {
+            return Err(ArgsError::Inconsistent(format!(
+                "-n {} is not a multiple of -b {}",
+                self.writes, self.batch
+            )));
+        }
+        if self.calls() < self.clients {
+            return Err(ArgsError::Inconsistent(format!(
+                "-n {} / -b {} gives {} calls, fewer than the {} clients",
+                self.writes,
+                self.batch,
+                self.calls(),
+                self.clients
+            )));
+        }
+        if self.batch > u64::from(u32::MAX) || self.members > 1000 {
+            return Err(ArgsError::Inconsistent(
+                "-b must fit in 32 bits and -m be at most 1000".into(),
+            ));
+        }
+        Ok(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(line: &str) -> Result<Args, ArgsError> {
+        Args::parse(line.split_whitespace().map(String::from))
+    }
+
+    #[test]
+    fn flags_set_the_numbers() {
+        let args = parse("-m 5 -c 64 -n 3_000_000 -b 4").expect("valid");
+        assert_eq!(
+            args,
+            Args {
+                members: 5,
+                clients: 64,
+                writes: 3_000_000,
+                batch: 4
+            }
+        );
+        assert_eq!(args.calls(), 750_000);
+    }
+
+    #[test]
+    fn bad_input_is_refused() {
+        assert_eq!(parse("-x 1"), Err(ArgsError::UnknownFlag("-x".into())));
+        assert_eq!(parse("-m"), Err(ArgsError::MissingValue("-m".into())));
+        assert!(matches!(parse("-c 0"), Err(ArgsError::BadNumber { .. })));
+        assert!(matches!(parse("-c lots"), Err(ArgsError::BadNumber { .. })));
+        assert!(matches!(
+            parse("-n 10 -b 3"),
+            Err(ArgsError::Inconsistent(_))
+        ));
+        assert!(matches!(
+            parse("-n 10 -c 20"),
+            Err(ArgsError::Inconsistent(_))
+        ));
+    }
+}

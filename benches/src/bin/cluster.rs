@@ -1,0 +1,268 @@
+//! The cluster benchmark: writes per second and client latency of a whole raftor cluster in one
+//! process, shaped like the framework benchmarks other Rust Raft libraries publish so the figures
+//! compare on one machine.
+//!
+//! `cargo run --release -p raftor-benches --bin cluster -- -m 3 -c 256 -n 200000 [-b 1]`
+//!
+//! - `-m` members run in this process, each `Raft` on its own actix runtime thread, with
+//!   `MemStorage` for the log and a state machine that only counts, joined by the in-process
+//!   `Router` (no serialization on the way: requests are handed over as values).
+//! - `-c` clients run as tasks on a multi-threaded tokio runtime; each calls `client_write` on
+//!   the leader back to back, measuring each call's latency.
+//! - `-n` writes in total, split evenly over the clients.
+//! - `-b` writes per call. `client_write` takes one command, so a batch is one command carrying
+//!   B empty requests, applied together (the state machine counts B): one log entry, one
+//!   response. Writes/s counts requests (`-n`); the latencies are per call.
+//!
+//! It prints the config, writes/s, p50 / p99 / p99.9 call latency, CPU cores used (process CPU
+//! time over wall time, from `getrusage`, during the writes), peak memory (VmHWM) and a final
+//! `RESULT` line of `key=value` pairs for scripts. Bad flags exit with code 2.
+
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use async_trait::async_trait;
+use raftor::{Config, LogIndex, MemStorage, NodeId, Raft, Router, StateMachine, StateMachineError};
+use raftor_benches::args::{Args, ArgsError, USAGE};
+use raftor_benches::histogram::Histogram;
+use raftor_benches::process;
+
+/// A state machine that only counts the requests it applied: the benchmark measures the
+/// framework, not an application.
+struct Counter {
+    /// Requests applied by this node, shared with the benchmark for a final check.
+    applied: Arc<AtomicU64>,
+}
+
+#[async_trait]
+impl StateMachine for Counter {
+    /// How many empty requests this command carries (the batch size).
+    type Command = u32;
+    /// Nothing: an empty request has an empty answer.
+    type Response = ();
+
+    async fn apply(&mut self, _: LogIndex, requests: u32) -> Result<(), StateMachineError> {
+        self.applied
+            .fetch_add(u64::from(requests), Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+/// A running cluster.
+struct Cluster {
+    nodes: Vec<Raft<Counter>>,
+    /// Requests applied, per node, in `nodes` order.
+    applied: Vec<Arc<AtomicU64>>,
+    leader: usize,
+}
+
+/// What one run measured.
+struct Outcome {
+    elapsed: Duration,
+    cpu: Duration,
+    /// Latency of every successful call.
+    histogram: Arc<Histogram>,
+    errors: u64,
+    first_error: Option<String>,
+}
+
+/// The config every node runs with: the defaults, but a client timeout long enough that a queue
+/// of thousands of clients is measured, not cut short.
+fn bench_config() -> Config {
+    Config {
+        client_timeout: Duration::from_secs(60),
+        ..Config::default()
+    }
+}
+
+fn main() -> ExitCode {
+    let args = match Args::parse(std::env::args().skip(1)) {
+        Ok(args) => args,
+        Err(ArgsError::Help) => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Err(error) => {
+            eprintln!("cluster: {error}\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("cluster: cannot start the tokio runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("cluster: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    let config = bench_config();
+    println!(
+        "raftor cluster bench: {} members, {} clients, {} writes, batch {} ({} calls)",
+        args.members,
+        args.clients,
+        args.writes,
+        args.batch,
+        args.calls()
+    );
+    println!("config: {config:?}");
+    let cluster = start_cluster(args.members, config).await?;
+    let leader = &cluster.nodes[cluster.leader];
+    let term_before = leader.metrics().term;
+    let outcome = write(leader, &args).await;
+    let term_after = leader.metrics().term;
+    let applied = cluster.applied[cluster.leader].load(Ordering::Relaxed);
+    for node in &cluster.nodes {
+        node.shutdown().await;
+    }
+    report(&args, &outcome);
+    if term_after != term_before {
+        println!("WARNING: the term moved from {term_before} to {term_after} during the run");
+    }
+    if let Some(error) = &outcome.first_error {
+        bail!("{} calls failed; the first: {error}", outcome.errors);
+    }
+    if applied < args.writes {
+        bail!(
+            "the leader applied {applied} requests, fewer than {}",
+            args.writes
+        );
+    }
+    Ok(())
+}
+
+/// Starts `members` nodes on one in-process network and waits for a leader.
+async fn start_cluster(members: u64, config: Config) -> anyhow::Result<Cluster> {
+    let ids: Vec<NodeId> = (1..=members).map(NodeId).collect();
+    let router = Router::new(1);
+    let mut cluster = Cluster {
+        nodes: Vec::new(),
+        applied: Vec::new(),
+        leader: 0,
+    };
+    for &id in &ids {
+        let applied = Arc::new(AtomicU64::new(0));
+        let counter = Counter {
+            applied: Arc::clone(&applied),
+        };
+        let raft = Raft::bootstrap(
+            id,
+            ids.iter().copied(),
+            config.clone(),
+            router.network(id),
+            MemStorage::new(),
+            counter,
+        )
+        .await
+        .with_context(|| format!("starting node {id:?}"))?;
+        router.register(id, Arc::new(raft.clone()));
+        cluster.nodes.push(raft);
+        cluster.applied.push(applied);
+    }
+    let leader = cluster.nodes[0]
+        .wait(Duration::from_secs(10))
+        .leader_known()
+        .await
+        .context("no leader elected within 10 s")?;
+    cluster.leader = ids
+        .iter()
+        .position(|&id| id == leader)
+        .context("the leader is not a member")?;
+    // The leader counts as leading once it has said so itself (it has committed its blank entry).
+    cluster.nodes[cluster.leader]
+        .wait(Duration::from_secs(10))
+        .role(raftor::core::Role::Leader)
+        .await
+        .context("the elected leader never reported leading")?;
+    Ok(cluster)
+}
+
+/// Runs the clients against `leader` until every call is answered.
+async fn write(leader: &Raft<Counter>, args: &Args) -> Outcome {
+    let histogram = Arc::new(Histogram::new());
+    let batch = u32::try_from(args.batch).unwrap_or(u32::MAX); // checked by `Args::parse`
+    let (per_client, extra) = (args.calls() / args.clients, args.calls() % args.clients);
+    let cpu_before = process::cpu_time();
+    let started = Instant::now();
+    let clients: Vec<_> = (0..args.clients)
+        .map(|client| {
+            let calls = per_client + u64::from(client < extra);
+            let raft = leader.clone();
+            let histogram = Arc::clone(&histogram);
+            tokio::spawn(async move {
+                let mut failures = (0u64, None);
+                for _ in 0..calls {
+                    let sent = Instant::now();
+                    match raft.client_write(batch).await {
+                        Ok(()) => histogram.record(sent.elapsed()),
+                        Err(error) => {
+                            failures.0 += 1;
+                            failures.1.get_or_insert_with(|| error.to_string());
+                        }
+                    }
+                }
+                failures
+            })
+        })
+        .collect();
+    let mut errors = 0;
+    let mut first_error = None;
+    for client in clients {
+        let (failed, error) = match client.await {
+            Ok(failures) => failures,
+            Err(join) => (1, Some(format!("client task failed: {join}"))),
+        };
+        errors += failed;
+        first_error = first_error.or(error);
+    }
+    let elapsed = started.elapsed();
+    let cpu = process::cpu_time().saturating_sub(cpu_before);
+    Outcome {
+        elapsed,
+        cpu,
+        histogram,
+        errors,
+        first_error,
+    }
+}
+
+/// Prints the figures of one run.
+fn report(args: &Args, outcome: &Outcome) {
+    let secs = outcome.elapsed.as_secs_f64();
+    let succeeded = outcome.histogram.count() * args.batch;
+    let writes_per_second = succeeded as f64 / secs;
+    let cores = outcome.cpu.as_secs_f64() / secs;
+    let micros = |q: f64| outcome.histogram.percentile(q).as_secs_f64() * 1e6;
+    let (p50, p99, p999) = (micros(0.50), micros(0.99), micros(0.999));
+    let peak_mib = process::peak_memory_bytes().map_or(f64::NAN, |b| b as f64 / (1 << 20) as f64);
+    println!(
+        "elapsed: {secs:.2} s for {succeeded} writes ({} failed calls)",
+        outcome.errors
+    );
+    println!("throughput: {writes_per_second:.0} writes/s");
+    println!("latency per call: p50 {p50:.1} µs, p99 {p99:.1} µs, p99.9 {p999:.1} µs");
+    println!(
+        "cpu: {cores:.2} cores ({:.2} s user+sys over {secs:.2} s)",
+        outcome.cpu.as_secs_f64()
+    );
+    println!("peak memory (VmHWM): {peak_mib:.1} MiB");
+    println!(
+        "RESULT members={} clients={} writes={} batch={} secs={secs:.3} writes_per_s={writes_per_second:.0} \
+         p50_us={p50:.1} p99_us={p99:.1} p999_us={p999:.1} cores={cores:.2} peak_mib={peak_mib:.1} errors={}",
+        args.members, args.clients, args.writes, args.batch, outcome.errors
+    );
+}
