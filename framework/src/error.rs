@@ -50,6 +50,15 @@ pub enum RecoveryError {
         /// The entry with a newer term.
         entry: crate::types::LogId,
     },
+    /// The state machine has not applied the snapshot the node restarts from (the driver must
+    /// restore it first).
+    #[error("state machine applied up to {applied}, below the snapshot at {snapshot}")]
+    AppliedBelowSnapshot {
+        /// The state machine's applied index.
+        applied: crate::types::LogIndex,
+        /// The snapshot's last included entry.
+        snapshot: crate::types::LogId,
+    },
     /// The state machine claims to have applied entries the log does not hold.
     #[error("state machine applied up to {applied}, but the log ends at {last}")]
     AppliedBeyondLog {
