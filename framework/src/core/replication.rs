@@ -127,12 +127,16 @@ impl Core {
         let Some(progress) = self.progress_mut(peer) else {
             return false;
         };
+        let snapshotting = progress.state == ProgressState::Snapshot;
+        if !snapshotting && !progress.can_send(&config) {
+            return false;
+        }
         // The entry before `next_index` was compacted: only a snapshot can catch this one up.
-        if progress.state == ProgressState::Snapshot || progress.next_index <= base_index {
+        if snapshotting || progress.next_index <= base_index {
             return self.send_snapshot_chunk(peer);
         }
         let replicating = progress.state == ProgressState::Replicate;
-        if !progress.can_send(&config) || (replicating && progress.next_index > last_index) {
+        if replicating && progress.next_index > last_index {
             return false;
         }
         let next_index = progress.next_index;

@@ -270,6 +270,7 @@ impl Core {
         }
         self.note_round_echo(from, resp.round);
         let last_index = self.log.last_index();
+        let base_index = self.log.base().index;
         let Some(progress) = self.progress_mut(from) else {
             return;
         };
@@ -279,7 +280,12 @@ impl Core {
                 if match_index <= last_index =>
             {
                 let advanced = progress.acknowledge(match_index);
-                if progress.state == ProgressState::Snapshot {
+                if progress.state == ProgressState::Snapshot && match_index < base_index {
+                    // Committed there but not yet durable (or compacted past meanwhile): offer
+                    // again at the next heartbeat, not in a tight loop.
+                    progress.become_probe(match_index.next());
+                    progress.state = ProgressState::Probe { paused: true };
+                } else if progress.state == ProgressState::Snapshot {
                     progress.become_replicate();
                 }
                 if advanced {
