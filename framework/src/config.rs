@@ -43,6 +43,21 @@ pub struct Config {
     /// A write on a follower is forwarded to the leader (on by default); off, the caller gets
     /// `NotLeader { leader }` and retries there itself.
     pub forward_writes: bool,
+    /// Take a snapshot once this many entries were applied since the latest one (log compaction,
+    /// §7). 0, the default, never compacts.
+    ///
+    /// NB: so far only the protocol core and its testkit execute compaction; the node actor and
+    /// the simulator do not yet (issue 6, phase 2), so `Raft::start` refuses anything but 0 with
+    /// `StartError::Unsupported`.
+    pub snapshot_threshold_entries: u64,
+    /// After a snapshot, keep this many entries before its last included one in the log, so a
+    /// follower slightly behind still gets entries instead of the whole snapshot.
+    pub snapshot_keep_tail_entries: u64,
+    /// Most snapshot bytes carried by one InstallSnapshot message.
+    pub snapshot_chunk_bytes: u64,
+    /// A snapshot chunk unanswered for this many ticks is sent again (from the last offset the
+    /// follower acknowledged). Checked at heartbeats.
+    pub snapshot_chunk_timeout_ticks: u64,
     /// Seed for the election timer's randomness; `None` picks one per start. Set it for
     /// reproducible tests.
     pub seed: Option<u64>,
@@ -65,6 +80,10 @@ impl Default for Config {
             rpc_timeout: Duration::from_millis(500),
             client_timeout: Duration::from_secs(5),
             forward_writes: true,
+            snapshot_threshold_entries: 0,
+            snapshot_keep_tail_entries: 1024,
+            snapshot_chunk_bytes: 1 << 20,
+            snapshot_chunk_timeout_ticks: 10,
             seed: None,
         }
     }
@@ -145,6 +164,11 @@ impl Config {
             ),
             ("max_inflight_messages", self.max_inflight_messages),
             ("max_inflight_bytes", self.max_inflight_bytes),
+            ("snapshot_chunk_bytes", self.snapshot_chunk_bytes),
+            (
+                "snapshot_chunk_timeout_ticks",
+                self.snapshot_chunk_timeout_ticks,
+            ),
         ] {
             if value == 0 {
                 return Err(ConfigError::ZeroLimit { name });

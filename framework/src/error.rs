@@ -50,6 +50,15 @@ pub enum RecoveryError {
         /// The entry with a newer term.
         entry: crate::types::LogId,
     },
+    /// The state machine has not applied the snapshot the node restarts from (the driver must
+    /// restore it first).
+    #[error("state machine applied up to {applied}, below the snapshot at {snapshot}")]
+    AppliedBelowSnapshot {
+        /// The state machine's applied index.
+        applied: crate::types::LogIndex,
+        /// The snapshot's last included entry.
+        snapshot: crate::types::LogId,
+    },
     /// The state machine claims to have applied entries the log does not hold.
     #[error("state machine applied up to {applied}, but the log ends at {last}")]
     AppliedBeyondLog {
@@ -158,6 +167,9 @@ pub enum StartError {
     /// The actor system could not be started.
     #[error("could not start the node's runtime: {0}")]
     Runtime(String),
+    /// The config asks for something the node cannot do yet.
+    #[error("unsupported config: {0}")]
+    Unsupported(&'static str),
 }
 
 /// A wait on the metrics did not see its condition in time.

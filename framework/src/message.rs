@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::types::{Entry, LogId, LogIndex, NodeId, Term};
+use crate::types::{Entry, LogId, LogIndex, NodeId, SnapshotMeta, Term};
 
 /// An RPC request from one node to another.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -12,6 +12,8 @@ pub enum Request {
     AppendEntries(AppendEntriesRequest),
     /// Ask for a vote, or a pre-vote (§5.2, thesis §9.6).
     RequestVote(VoteRequest),
+    /// One chunk of a snapshot, for a follower whose next entry the leader compacted (§7).
+    InstallSnapshot(InstallSnapshotRequest),
 }
 
 /// The response to a [`Request`].
@@ -21,6 +23,8 @@ pub enum Response {
     AppendEntries(AppendEntriesResponse),
     /// Answers [`Request::RequestVote`].
     RequestVote(VoteResponse),
+    /// Answers [`Request::InstallSnapshot`].
+    InstallSnapshot(InstallSnapshotResponse),
 }
 
 /// AppendEntries (§5.3): the leader's log from `prev_log_id` on.
@@ -80,6 +84,66 @@ pub struct ConflictHint {
     pub conflict_term: Option<Term>,
     /// The first index the follower holds for `conflict_term`, or its last index + 1.
     pub first_index: LogIndex,
+}
+
+/// InstallSnapshot (§7, Figure 13): one chunk of the leader's snapshot. Chunks go one at a time,
+/// each acknowledged; the follower says which offset it expects next, so a transfer resumes where
+/// it stopped after a lost message or a reconnect.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstallSnapshotRequest {
+    /// The leader's term.
+    pub term: Term,
+    /// The leader, so followers can redirect clients.
+    pub leader_id: NodeId,
+    /// Which snapshot: its last included entry, configuration and size. Together with `term`
+    /// and `leader_id` it identifies the bytes, so chunks of different snapshots never mix.
+    pub meta: SnapshotMeta,
+    /// Where `data` starts in the snapshot.
+    pub offset: u64,
+    /// The chunk.
+    pub data: Vec<u8>,
+    /// This chunk ends the snapshot (`offset + data.len() == meta.size_bytes`).
+    pub done: bool,
+    /// The leader's latest quorum round, echoed like AppendEntries' (`read_index.rs`).
+    pub round: u64,
+}
+
+/// The follower's answer to an InstallSnapshot chunk.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstallSnapshotResponse {
+    /// The responder's current term, for the leader to update itself (§5.1).
+    pub term: Term,
+    /// The request's `meta.last_included`: which snapshot this answers.
+    pub last_included: LogId,
+    /// What happened.
+    pub outcome: SnapshotOutcome,
+    /// The request's `round`, echoed.
+    pub round: u64,
+}
+
+/// What a follower did with an InstallSnapshot chunk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SnapshotOutcome {
+    /// Send the chunk at `next_offset` next: the one after this chunk, or, if this chunk was not
+    /// where the follower stands (lost chunk, restart, another snapshot), where it does.
+    Continue {
+        /// The offset the follower expects.
+        next_offset: u64,
+    },
+    /// The follower's log matches the leader's, durably, up to `match_index`: it installed the
+    /// snapshot, or already held its last included entry (§7, step 6).
+    Installed {
+        /// Highest index known to match the leader's log and durable on the follower.
+        match_index: LogIndex,
+    },
+    /// Refused: the snapshot is at or below what the follower has already committed. Its
+    /// committed, durable log matches the leader's up to `match_index`.
+    Stale {
+        /// Highest index known to match the leader's log and durable on the follower.
+        match_index: LogIndex,
+    },
+    /// The request's term is older than the follower's: the sender is not the leader any more.
+    StaleTerm,
 }
 
 /// RequestVote (§5.2), or a pre-vote (thesis §9.6) when `pre_vote` is set.

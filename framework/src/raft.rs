@@ -28,8 +28,9 @@ use crate::config::Config;
 use crate::core::{Core, Recovered};
 use crate::error::{ClientWriteError, Fatal, StartError};
 use crate::message::{
-    AppendEntriesRequest, AppendEntriesResponse, ForwardRequest, ForwardResponse, ReadIndexRequest,
-    ReadIndexResponse, Request, Response, VoteRequest, VoteResponse,
+    AppendEntriesRequest, AppendEntriesResponse, ForwardRequest, ForwardResponse,
+    InstallSnapshotRequest, InstallSnapshotResponse, ReadIndexRequest, ReadIndexResponse, Request,
+    Response, VoteRequest, VoteResponse,
 };
 use crate::metrics::{RaftMetrics, Wait};
 use crate::network::{Network, NetworkError, RaftRpc};
@@ -97,12 +98,20 @@ impl<SM: StateMachine> Raft<SM> {
         let config = config
             .validate()
             .map_err(crate::error::RecoveryError::from)?;
+        if config.snapshot_threshold_entries > 0 {
+            return Err(StartError::Unsupported(
+                "snapshot_threshold_entries: log compaction runs in the protocol core only so far; \
+                 the node does not build or install snapshots yet",
+            ));
+        }
         let stored = storage.load().await?;
         let last_applied = state_machine.applied_index().await?;
         let recovered = Recovered {
             hard_state: stored.hard_state,
             log: stored.entries,
             last_applied,
+            // NB: snapshots are not loaded or restored by the actor yet (issue 6, phase 2).
+            snapshot: None,
         };
         let seed = config.seed.unwrap_or_else(entropy);
         let core = Core::new(id, config.clone(), recovered, seed)?;
@@ -321,6 +330,21 @@ impl<SM: StateMachine> RaftRpc for Raft<SM> {
             .await?
         {
             Response::RequestVote(resp) => Ok(resp),
+            other => Err(NetworkError::Transport(format!(
+                "unexpected response {other:?}"
+            ))),
+        }
+    }
+
+    async fn install_snapshot(
+        &self,
+        req: InstallSnapshotRequest,
+    ) -> Result<InstallSnapshotResponse, NetworkError> {
+        match self
+            .inbound(req.leader_id, Request::InstallSnapshot(req))
+            .await?
+        {
+            Response::InstallSnapshot(resp) => Ok(resp),
             other => Err(NetworkError::Transport(format!(
                 "unexpected response {other:?}"
             ))),

@@ -38,6 +38,20 @@ pub struct LogId {
     pub index: LogIndex,
 }
 
+/// A snapshot as the protocol sees it: which prefix of the log it replaces, the configuration in
+/// effect there, and how many bytes its data takes. The data itself never passes through the core
+/// (it may be larger than memory): drivers stream it between the state machine, the snapshot store
+/// and the network, addressed by `last_included`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotMeta {
+    /// The last log entry whose effect the snapshot includes (§7, "last included index/term").
+    pub last_included: LogId,
+    /// The configuration in effect at `last_included` (§7: "last included configuration").
+    pub membership: Membership,
+    /// The length of the snapshot's data in bytes: a transfer is complete at this offset.
+    pub size_bytes: u64,
+}
+
 /// An opaque identifier a driver attaches to a client proposal, echoed back when the proposal is
 /// answered (applied, or rejected).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

@@ -21,8 +21,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use raftor::message::{
-    AppendEntriesRequest, AppendEntriesResponse, ForwardRequest, ForwardResponse, ReadIndexRequest,
-    ReadIndexResponse, VoteRequest, VoteResponse,
+    AppendEntriesRequest, AppendEntriesResponse, ForwardRequest, ForwardResponse,
+    InstallSnapshotRequest, InstallSnapshotResponse, ReadIndexRequest, ReadIndexResponse,
+    VoteRequest, VoteResponse,
 };
 use raftor::{InProcessNetwork, Network, NetworkError, NodeId};
 
@@ -145,5 +146,15 @@ impl Network for FaultyNetwork {
         req: ReadIndexRequest,
     ) -> Result<ReadIndexResponse, NetworkError> {
         self.inner.read_index(target, req).await
+    }
+
+    async fn install_snapshot(
+        &self,
+        target: NodeId,
+        req: InstallSnapshotRequest,
+    ) -> Result<InstallSnapshotResponse, NetworkError> {
+        self.faults
+            .call(self.inner.install_snapshot(target, req))
+            .await
     }
 }

@@ -88,6 +88,7 @@ fn election_timeouts(id: NodeId, voters: &[NodeId], seed: u64, count: usize) -> 
         hard_state: HardState::default(),
         log: Core::bootstrap_log(voters.to_vec()),
         last_applied: LogIndex(0),
+        snapshot: None,
     };
     let mut core = Core::new(id, Config::default(), recovered, seed).expect("a valid core");
     let mut timeouts = Vec::new();

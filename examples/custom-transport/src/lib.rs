@@ -27,8 +27,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use raftor::message::{
-    AppendEntriesRequest, AppendEntriesResponse, ForwardRequest, ForwardResponse, ReadIndexRequest,
-    ReadIndexResponse, VoteRequest, VoteResponse,
+    AppendEntriesRequest, AppendEntriesResponse, ForwardRequest, ForwardResponse,
+    InstallSnapshotRequest, InstallSnapshotResponse, ReadIndexRequest, ReadIndexResponse,
+    VoteRequest, VoteResponse,
 };
 use raftor::{
     codec, Config, LogIndex, MemStorage, Network, NetworkError, NodeId, Raft, RaftRpc,
@@ -49,6 +50,7 @@ pub enum WireRequest {
     RequestVote(VoteRequest),
     ForwardWrite(ForwardRequest),
     ReadIndex(ReadIndexRequest),
+    InstallSnapshot(InstallSnapshotRequest),
 }
 
 /// The answer to a [`WireRequest`], or why the receiving node could not give one.
@@ -58,6 +60,7 @@ pub enum WireResponse {
     RequestVote(VoteResponse),
     ForwardWrite(ForwardResponse),
     ReadIndex(ReadIndexResponse),
+    InstallSnapshot(InstallSnapshotResponse),
     /// The receiver's node refused (it is shutting down, or stopped).
     Failed(String),
 }
@@ -239,6 +242,17 @@ impl Network for TcpNetwork {
             other => Err(unexpected(other)),
         }
     }
+
+    async fn install_snapshot(
+        &self,
+        target: NodeId,
+        req: InstallSnapshotRequest,
+    ) -> Result<InstallSnapshotResponse, NetworkError> {
+        match self.call(target, WireRequest::InstallSnapshot(req)).await? {
+            WireResponse::InstallSnapshot(resp) => Ok(resp),
+            other => Err(unexpected(other)),
+        }
+    }
 }
 // ANCHOR_END: client
 
@@ -278,6 +292,10 @@ async fn serve_connection(mut stream: TcpStream, node: Arc<dyn RaftRpc>) {
                 .await
                 .map(WireResponse::ForwardWrite),
             WireRequest::ReadIndex(req) => node.read_index(req).await.map(WireResponse::ReadIndex),
+            WireRequest::InstallSnapshot(req) => node
+                .install_snapshot(req)
+                .await
+                .map(WireResponse::InstallSnapshot),
         };
         let response = response.unwrap_or_else(|error| WireResponse::Failed(error.to_string()));
         if write_frame(&mut stream, &response).await.is_err() {

@@ -74,6 +74,10 @@ impl<SM: StateMachine> NodeActor<SM> {
                         .request_vote(to, req)
                         .await
                         .map(Response::RequestVote),
+                    Request::InstallSnapshot(req) => network
+                        .install_snapshot(to, req)
+                        .await
+                        .map(Response::InstallSnapshot),
                 }
             };
             tokio::time::timeout(timeout, call).await

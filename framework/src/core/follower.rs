@@ -4,6 +4,7 @@
 use crate::error::ProposeError;
 use crate::message::{
     AppendEntriesRequest, AppendEntriesResponse, AppendOutcome, ConflictHint, Response,
+    SnapshotOutcome,
 };
 use crate::types::{Entry, LogId, LogIndex, NodeId, RpcId, Term};
 
@@ -33,6 +34,7 @@ impl Core {
             self.become_follower(req.term, Some(req.leader_id));
         }
         self.election_elapsed = 0;
+        let req = self.skip_compacted(req);
         let prev = req.prev_log_id;
         match self.log.term_at(prev.index) {
             None => {
@@ -54,6 +56,20 @@ impl Core {
         }
     }
 
+    /// A request starting below the log's base is cut to start at the base: everything up to the
+    /// base is committed, and committed entries are the same in every current leader's log, so
+    /// the leader's entries there are ours (the follower side of a purge race).
+    fn skip_compacted(&self, mut req: AppendEntriesRequest) -> AppendEntriesRequest {
+        let base = self.log.base();
+        if req.prev_log_id.index >= base.index {
+            return req;
+        }
+        let skip = ((base.index.0 - req.prev_log_id.index.0) as usize).min(req.entries.len());
+        req.entries.drain(..skip);
+        req.prev_log_id = base;
+        req
+    }
+
     /// `prev_log_id` matched: store what is new, advance commit, and acknowledge once durable.
     fn accept_entries(&mut self, reply_to: AckTo, req: AppendEntriesRequest) {
         let matched = req.prev_log_id.index.plus(req.entries.len() as u64);
@@ -64,6 +80,7 @@ impl Core {
         self.pending_acks.push_back(PendingAck {
             reply_to,
             match_index: matched,
+            snapshot: None,
         });
         self.send_durable_acks();
     }
@@ -98,7 +115,7 @@ impl Core {
     }
 
     /// Sends, in arrival order, every acknowledgement whose entries are now durable.
-    fn send_durable_acks(&mut self) {
+    pub(super) fn send_durable_acks(&mut self) {
         #[allow(unused_mut)]
         let mut durable = self.log.persisted();
         #[cfg(any(test, feature = "testing"))]
@@ -111,7 +128,13 @@ impl Core {
             }
             self.pending_acks.pop_front();
             let match_index = self.leader_match.min(durable).max(ack.match_index);
-            self.reply_append(ack.reply_to, AppendOutcome::Success { match_index });
+            match ack.snapshot {
+                None => self.reply_append(ack.reply_to, AppendOutcome::Success { match_index }),
+                Some(last_included) => {
+                    let outcome = SnapshotOutcome::Installed { match_index };
+                    self.reply_snapshot(ack.reply_to, last_included, outcome);
+                }
+            }
         }
     }
 
@@ -119,7 +142,12 @@ impl Core {
     /// leader learns it is deposed and every request still gets exactly one reply.
     pub(super) fn flush_stale_acks(&mut self) {
         while let Some(ack) = self.pending_acks.pop_front() {
-            self.reply_append(ack.reply_to, AppendOutcome::StaleTerm);
+            match ack.snapshot {
+                None => self.reply_append(ack.reply_to, AppendOutcome::StaleTerm),
+                Some(last_included) => {
+                    self.reply_snapshot(ack.reply_to, last_included, SnapshotOutcome::StaleTerm)
+                }
+            }
         }
     }
 

@@ -3,8 +3,9 @@
 use std::sync::Arc;
 
 use crate::error::ProposeError;
-use crate::message::{Request, Response};
-use crate::types::{Entry, LogId, LogIndex, NodeId, RequestId, RpcId, Term};
+use crate::membership::Membership;
+use crate::message::{InstallSnapshotRequest, Request, Response};
+use crate::types::{Entry, LogId, LogIndex, NodeId, RequestId, RpcId, SnapshotMeta, Term};
 
 /// The durable part of a node's protocol state besides its log (§5, Figure 2, "Persistent state").
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -64,6 +65,17 @@ pub enum Input {
         request: RequestId,
         /// How the leader confirms it may serve the read.
         mode: ReadMode,
+    },
+    /// The snapshot asked for with [`Action::BuildSnapshot`] is durable in the snapshot store.
+    SnapshotBuilt {
+        /// Its metadata, with the size of its data.
+        meta: SnapshotMeta,
+    },
+    /// Storage completed an [`Action::InstallSnapshot`] (and every log write issued before it):
+    /// the snapshot is durable and the log is empty after it.
+    SnapshotInstalled {
+        /// The installed snapshot's last included entry.
+        last_included: LogId,
     },
 }
 
@@ -144,6 +156,60 @@ pub enum Action {
         /// Why (`NotLeader`, with the leader if known).
         error: ProposeError,
     },
+    /// Snapshot the state machine exactly as it is after every `Apply` issued before this action
+    /// (it runs on the apply stream, in order, so its state ends at `last_included`), store it
+    /// durably as the node's latest snapshot, then report [`Input::SnapshotBuilt`]. Applying
+    /// must go on meanwhile: the state machine hands over a cheap image and the encoding and
+    /// writing happen beside it.
+    BuildSnapshot {
+        /// The last entry the snapshot includes: the last one handed to `Apply`.
+        last_included: LogId,
+        /// The configuration in effect at `last_included`, to store with the snapshot.
+        membership: Membership,
+    },
+    /// Remove every log entry up to and including `up_to` from storage, and remember `up_to` as
+    /// the log's base (a durable snapshot covers it). Ordered with the other log writes; no
+    /// completion is reported.
+    PurgeLog {
+        /// The last entry removed.
+        up_to: LogId,
+    },
+    /// Read `len` bytes of this node's snapshot `request.meta.last_included` at `request.offset`
+    /// into `request.data` (empty here) and send the request to `to`; its response comes back as
+    /// [`Input::Response`]. If that snapshot is gone (replaced by a newer one), send nothing: the
+    /// core times the chunk out and moves the transfer to its latest snapshot.
+    SendSnapshotChunk {
+        /// The destination.
+        to: NodeId,
+        /// The request, complete but for its data.
+        request: InstallSnapshotRequest,
+        /// How many bytes to read into `request.data`.
+        len: u64,
+    },
+    /// Write this chunk of a snapshot being received at `offset` into a partial snapshot (volatile
+    /// until installed). Offset 0 starts a new partial snapshot, discarding any other.
+    ReceiveSnapshotChunk {
+        /// The snapshot the chunk belongs to.
+        meta: SnapshotMeta,
+        /// Where the chunk goes.
+        offset: u64,
+        /// The bytes.
+        data: Vec<u8>,
+    },
+    /// On the log storage stream, in order with the other log writes: make the completely
+    /// received snapshot durable as this node's latest, and replace the whole log by an empty one
+    /// based at `meta.last_included` (§7). Then report [`Input::SnapshotInstalled`].
+    InstallSnapshot {
+        /// The snapshot received.
+        meta: SnapshotMeta,
+    },
+    /// On the apply stream, after every `Apply` issued before it, and not before the
+    /// `InstallSnapshot` before it is durable: replace the state machine's state with the
+    /// snapshot's, then report [`Input::Applied`] up to `meta.last_included.index`.
+    RestoreSnapshot {
+        /// The snapshot to restore.
+        meta: SnapshotMeta,
+    },
 }
 
 /// The state a node restarts from: what its storage and state machine hold.
@@ -151,8 +217,13 @@ pub enum Action {
 pub struct Recovered {
     /// Term and vote as last persisted.
     pub hard_state: HardState,
-    /// The durable log, contiguous from index 1.
+    /// The durable log: contiguous, from index 1, or (after compaction) from any index up to
+    /// right after `snapshot`'s last included entry. Entries the snapshot covers are dropped.
     pub log: Vec<Entry>,
-    /// The last index the state machine has applied (0 for a volatile state machine).
+    /// The last index the state machine has applied (0 for a volatile state machine that starts
+    /// empty). At least the snapshot's last included index: the driver restores the snapshot into
+    /// the state machine before the core starts, and the log tail after it is applied again.
     pub last_applied: LogIndex,
+    /// The latest durable snapshot, if this node ever compacted its log or installed one.
+    pub snapshot: Option<SnapshotMeta>,
 }

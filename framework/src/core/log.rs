@@ -2,10 +2,14 @@
 //! and applied.
 //!
 //! ```text
-//!  1 ........ last_applied ... applying ... commit_index ........ last_index
-//!  |<- applied ->|<- handed to Apply ->|<- committed, waiting ->|<- uncommitted ->|
-//!  1 ............................ persisted ..... (persisted may lag on a follower)
+//!  base | base+1 .... last_applied ... applying ... commit_index ........ last_index
+//!  in a  |<- applied ->|<- handed to Apply ->|<- committed, waiting ->|<- uncommitted ->|
+//!  snapshot ........................ persisted ..... (persisted may lag on a follower)
 //! ```
+//!
+//! Entries at and below `base` were compacted away (their effect is in a durable snapshot, see
+//! `snapshot.rs`); only `base`'s id is remembered, so the consistency check of §5.3 still works
+//! for the entry right after it. A log that was never compacted has `base = 0@0`.
 
 use std::collections::VecDeque;
 
@@ -18,15 +22,22 @@ enum IssuedWrite {
     Append(LogId),
     /// Removal of every entry from this index on.
     Truncate(LogIndex),
+    /// Replacement of the whole log by a received snapshot ending at this id (§7).
+    Install(LogId),
 }
 
 /// The log's entries and positions.
 #[derive(Debug, Clone, Default)]
 pub struct RaftLog {
-    /// `entries[i]` has index `i + 1`. Invariant: contiguous, terms never decrease.
+    /// The last entry compacted away, or `0@0`. Invariant: `base.index <= commit_index` (only
+    /// committed entries are ever in a snapshot), `base.index <= applying`.
+    base: LogId,
+    /// `entries[i]` has index `base.index + 1 + i`. Invariant: contiguous, terms never decrease
+    /// (and are at least `base.term`).
     entries: Vec<Entry>,
     /// Entries up to here are durable in storage *and* identical to the in-memory entries.
-    /// Invariant: `persisted <= last_index`.
+    /// Invariant: `persisted <= last_index`. NB: below `base` only while a received snapshot is
+    /// being installed (the install makes `base` durable).
     persisted: LogIndex,
     /// Writes issued and not yet reported durable, oldest first. A completion is matched against
     /// this queue, not against the log as it is now: an entry can be truncated and the same id
@@ -35,19 +46,26 @@ pub struct RaftLog {
     /// Highest index known committed (§5.3). Invariant: `commit_index <= last_index`, never
     /// decreases.
     commit_index: LogIndex,
-    /// Highest index handed to the state machine in an `Apply` action.
-    /// Invariant: `applying <= commit_index` and `applying <= persisted`.
+    /// Highest index handed to the state machine in an `Apply` (or `RestoreSnapshot`) action.
+    /// Invariant: `applying <= commit_index` and `applying <= max(persisted, base)`.
     applying: LogIndex,
     /// Highest index the state machine reported applied. Invariant: `last_applied <= applying`.
     last_applied: LogIndex,
 }
 
 impl RaftLog {
-    /// A log holding `entries` (already durable), with `last_applied` applied and `commit_index`
-    /// known committed. The caller has checked that the entries are contiguous from 1.
-    pub fn restore(entries: Vec<Entry>, commit_index: LogIndex, last_applied: LogIndex) -> RaftLog {
-        let persisted = LogIndex(entries.len() as u64);
+    /// A log holding `entries` (already durable) after `base`, with `last_applied` applied and
+    /// `commit_index` known committed. The caller has checked that the entries are contiguous
+    /// from `base.index + 1` and that `base.index <= last_applied <= commit_index`.
+    pub fn restore(
+        base: LogId,
+        entries: Vec<Entry>,
+        commit_index: LogIndex,
+        last_applied: LogIndex,
+    ) -> RaftLog {
+        let persisted = base.index.plus(entries.len() as u64);
         RaftLog {
+            base,
             entries,
             persisted,
             issued: VecDeque::new(),
@@ -57,39 +75,45 @@ impl RaftLog {
         }
     }
 
-    /// The id of the last entry, or `0@0` for an empty log.
+    /// The last entry compacted away (`0@0` if none): the log holds entries after it.
+    pub fn base(&self) -> LogId {
+        self.base
+    }
+
+    /// The id of the last entry, or `base` for a log holding no entries.
     pub fn last_log_id(&self) -> LogId {
         self.entries
             .last()
             .map(|entry| entry.log_id)
-            .unwrap_or_default()
+            .unwrap_or(self.base)
     }
 
     /// The index of the last entry.
     pub fn last_index(&self) -> LogIndex {
-        LogIndex(self.entries.len() as u64)
+        self.base.index.plus(self.entries.len() as u64)
     }
 
-    /// The term of the entry at `index`: `Some(Term(0))` for index 0, `None` past the end.
+    /// The term of the entry at `index`: `base`'s term at its index, `None` below it (compacted)
+    /// or past the end.
     pub fn term_at(&self, index: LogIndex) -> Option<Term> {
-        if index.0 == 0 {
-            return Some(Term(0));
+        if index == self.base.index {
+            return Some(self.base.term);
         }
         self.entry(index).map(|entry| entry.log_id.term)
     }
 
-    /// The id of the entry at `index` (`0@0` for index 0), if the log holds it.
+    /// The id of the entry at `index` (`base` at its index), if the log holds it.
     pub fn log_id_at(&self, index: LogIndex) -> Option<LogId> {
         self.term_at(index).map(|term| LogId::new(term, index))
     }
 
-    /// The entry at `index`, if held.
+    /// The entry at `index`, if held (not compacted, not past the end).
     pub fn entry(&self, index: LogIndex) -> Option<&Entry> {
-        let position = usize::try_from(index.0.checked_sub(1)?).ok()?;
-        self.entries.get(position)
+        let position = index.0.checked_sub(self.base.index.0 + 1)?;
+        self.entries.get(usize::try_from(position).ok()?)
     }
 
-    /// Every entry, from index 1.
+    /// Every entry held, from `base.index + 1`.
     pub fn entries(&self) -> &[Entry] {
         &self.entries
     }
@@ -111,10 +135,11 @@ impl RaftLog {
         batch
     }
 
-    /// Entries in `[start, end]`.
+    /// Entries in `[start, end]` that the log holds.
     pub fn slice(&self, start: LogIndex, end: LogIndex) -> Vec<Entry> {
-        let from = (start.0.max(1) - 1) as usize;
-        let to = (end.0 as usize).min(self.entries.len());
+        let first = self.base.index.next().0;
+        let from = (start.0.max(first) - first) as usize;
+        let to = (end.0.saturating_sub(self.base.index.0) as usize).min(self.entries.len());
         self.entries
             .get(from..to)
             .map(<[Entry]>::to_vec)
@@ -127,7 +152,8 @@ impl RaftLog {
         candidate >= self.last_log_id()
     }
 
-    /// The first index of the run of entries with `term` that contains `index`.
+    /// The first index of the run of entries with `term` that contains `index` (never below
+    /// `base`).
     pub fn first_index_of_term_run(&self, term: Term, index: LogIndex) -> LogIndex {
         let mut first = index;
         while first.0 > 1 && self.term_at(first.prev()) == Some(term) {
@@ -141,8 +167,10 @@ impl RaftLog {
         let after = self
             .entries
             .partition_point(|entry| entry.log_id.term <= term);
-        let last = self.entries.get(after.checked_sub(1)?)?;
-        (last.log_id.term == term).then_some(last.log_id.index)
+        match after.checked_sub(1).and_then(|last| self.entries.get(last)) {
+            Some(last) => (last.log_id.term == term).then_some(last.log_id.index),
+            None => (self.base.term == term && self.base.index.0 > 0).then_some(self.base.index),
+        }
     }
 
     /// Appends `entries`, which must follow the last entry.
@@ -174,9 +202,57 @@ impl RaftLog {
             "truncating from {from} would remove committed entries (commit {})",
             self.commit_index
         );
-        self.entries.truncate((from.0.max(1) - 1) as usize);
+        self.entries
+            .truncate((from.0 - self.base.index.0 - 1) as usize);
         self.persisted = self.persisted.min(from.prev());
         self.issued.push_back(IssuedWrite::Truncate(from));
+    }
+
+    /// Forgets every entry up to and including `up_to`, which a durable snapshot covers
+    /// (log compaction, §7). Only applied entries are ever purged.
+    pub fn purge_to(&mut self, up_to: LogId) {
+        assert!(
+            up_to.index <= self.applying && up_to.index <= self.persisted,
+            "purging up to {up_to} beyond applying {} or persisted {}",
+            self.applying,
+            self.persisted
+        );
+        assert_eq!(
+            self.log_id_at(up_to.index),
+            Some(up_to),
+            "purging up to {up_to}, which the log does not hold"
+        );
+        if up_to.index <= self.base.index {
+            return;
+        }
+        self.entries
+            .drain(..(up_to.index.0 - self.base.index.0) as usize);
+        self.base = up_to;
+    }
+
+    /// Replaces the whole log by a received snapshot ending at `base` (§7, the follower's step 7:
+    /// "discard the entire log"). Everything up to `base` is committed and, once the state
+    /// machine restored the snapshot, applied; `base` is durable once the install completes
+    /// ([`RaftLog::mark_installed`]).
+    pub fn install(&mut self, base: LogId) {
+        assert!(
+            base.index > self.commit_index,
+            "installing a snapshot at {base}, not beyond commit {}",
+            self.commit_index
+        );
+        self.entries.clear();
+        self.base = base;
+        self.commit_index = base.index;
+        self.applying = base.index;
+        self.persisted = self.persisted.min(base.index.prev());
+        self.issued.push_back(IssuedWrite::Install(base));
+    }
+
+    /// Records that storage completed the install of the snapshot ending at `base` (and every
+    /// write issued before it). Returns whether that moved `persisted` forward; a report matching
+    /// no issued install is stale and ignored.
+    pub fn mark_installed(&mut self, base: LogId) -> bool {
+        self.mark_completed(IssuedWrite::Install(base), base.index)
     }
 
     /// Highest durable index.
@@ -190,21 +266,23 @@ impl RaftLog {
     ///
     /// After that append, disk and memory agree up to `up_to.index` — except from the first index
     /// a later, still-queued truncation removes: memory may have moved on there (possibly to an
-    /// entry with the same id) while disk has not yet.
+    /// entry with the same id) while disk has not yet. A still-queued install likewise caps it
+    /// below the snapshot, which becomes durable only with the install.
     pub fn mark_persisted(&mut self, up_to: LogId) -> bool {
-        let Some(position) = self
-            .issued
-            .iter()
-            .position(|write| *write == IssuedWrite::Append(up_to))
-        else {
+        self.mark_completed(IssuedWrite::Append(up_to), up_to.index)
+    }
+
+    fn mark_completed(&mut self, write: IssuedWrite, up_to: LogIndex) -> bool {
+        let Some(position) = self.issued.iter().position(|issued| *issued == write) else {
             return false;
         };
         self.issued.drain(..=position);
-        let still_truncating = self.issued.iter().filter_map(|write| match write {
+        let still_queued = self.issued.iter().filter_map(|write| match write {
             IssuedWrite::Truncate(from) => Some(from.prev()),
+            IssuedWrite::Install(base) => Some(base.index.prev()),
             IssuedWrite::Append(_) => None,
         });
-        let durable = still_truncating.fold(up_to.index, LogIndex::min);
+        let durable = still_queued.fold(up_to, LogIndex::min);
         if durable > self.persisted {
             self.persisted = durable;
             return true;
@@ -240,6 +318,11 @@ impl RaftLog {
         let entries = self.slice(self.applying.next(), up_to);
         self.applying = up_to;
         entries
+    }
+
+    /// Highest index handed to the state machine (applied, or in an `Apply` on its way).
+    pub fn applying(&self) -> LogIndex {
+        self.applying
     }
 
     /// Highest index the state machine has applied.
@@ -279,7 +362,7 @@ mod tests {
                 payload: EntryPayload::Blank,
             })
             .collect();
-        RaftLog::restore(entries, LogIndex(0), LogIndex(0))
+        RaftLog::restore(LogId::default(), entries, LogIndex(0), LogIndex(0))
     }
 
     #[test]
@@ -371,5 +454,66 @@ mod tests {
             "one oversized entry still goes"
         );
         assert!(log.entries_from(LogIndex(6), 10, 100).is_empty());
+    }
+
+    #[test]
+    fn a_compacted_log_answers_from_its_base() {
+        let base = LogId::new(Term(2), LogIndex(10));
+        let log = RaftLog::restore(
+            base,
+            vec![blank(3, 11), blank(3, 12)],
+            base.index,
+            base.index,
+        );
+        assert_eq!(log.term_at(LogIndex(9)), None, "compacted");
+        assert_eq!(log.term_at(LogIndex(10)), Some(Term(2)), "from the base");
+        assert_eq!(log.term_at(LogIndex(12)), Some(Term(3)));
+        assert_eq!(log.last_index(), LogIndex(12));
+        assert_eq!(log.persisted(), LogIndex(12));
+        assert_eq!(log.slice(LogIndex(1), LogIndex(11)).len(), 1);
+        assert_eq!(log.last_index_of_term(Term(2)), Some(LogIndex(10)));
+        let empty = RaftLog::restore(base, Vec::new(), base.index, base.index);
+        assert_eq!(empty.last_log_id(), base);
+    }
+
+    #[test]
+    fn purge_keeps_the_tail_and_remembers_the_last_purged_id() {
+        let mut log = log_of(&[1, 1, 2, 2]);
+        log.commit_to(LogIndex(4));
+        let applicable = log.take_applicable();
+        assert_eq!(applicable.len(), 4);
+        log.purge_to(LogId::new(Term(1), LogIndex(2)));
+        assert_eq!(log.base(), LogId::new(Term(1), LogIndex(2)));
+        assert_eq!(log.entries().len(), 2);
+        assert_eq!(
+            log.entry(LogIndex(3)).map(|e| e.log_id.index),
+            Some(LogIndex(3))
+        );
+        assert_eq!(log.entry(LogIndex(2)), None);
+    }
+
+    #[test]
+    fn an_install_is_durable_only_when_its_write_completes() {
+        let mut log = log_of(&[1, 1]);
+        log.append(&[blank(2, 3)]);
+        let base = LogId::new(Term(3), LogIndex(7));
+        log.install(base);
+        assert_eq!(log.last_log_id(), base);
+        assert_eq!(log.commit_index(), LogIndex(7));
+        assert!(log.persisted() < LogIndex(7));
+        assert!(log.mark_persisted(LogId::new(Term(2), LogIndex(3))));
+        assert_eq!(
+            log.persisted(),
+            LogIndex(3),
+            "old write: capped below the install"
+        );
+        log.append(&[blank(3, 8)]);
+        assert!(log.mark_installed(base));
+        assert_eq!(log.persisted(), LogIndex(7));
+        assert!(log.mark_persisted(LogId::new(Term(3), LogIndex(8))));
+        assert!(
+            log.take_applicable().is_empty(),
+            "the snapshot is restored, not applied"
+        );
     }
 }

@@ -40,6 +40,7 @@ mod progress;
 mod read_index;
 mod replication;
 mod rng;
+mod snapshot;
 
 #[cfg(any(test, feature = "testing"))]
 pub mod testkit;
@@ -51,5 +52,5 @@ mod tests;
 pub use bugs::InjectedBugs;
 pub use io::{Action, HardState, Input, Proposal, ReadMode, Recovered};
 pub use node::{Core, Role};
-pub use progress::ProgressState;
+pub use progress::{ProgressState, SnapshotTransfer};
 pub use rng::SeededRng;

@@ -7,13 +7,16 @@ use crate::config::Config;
 use crate::error::RecoveryError;
 use crate::membership::Membership;
 use crate::message::{Request, Response};
-use crate::types::{EntryPayload, LogId, LogIndex, NodeId, RequestId, RpcId, Term};
+use crate::types::{
+    Entry, EntryPayload, LogId, LogIndex, NodeId, RequestId, RpcId, SnapshotMeta, Term,
+};
 
 use super::io::{Action, HardState, Input, Recovered};
 use super::log::RaftLog;
 use super::progress::Progress;
 use super::read_index::ReadState;
 use super::rng::SeededRng;
+use super::snapshot::IncomingSnapshot;
 
 /// The role a node plays, as seen from outside.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -70,6 +73,9 @@ pub(super) struct PendingAck {
     pub reply_to: AckTo,
     /// Sent once `persisted` reaches this index.
     pub match_index: LogIndex,
+    /// `Some(last_included)`: the answer to an InstallSnapshot request for that snapshot, not to
+    /// an AppendEntries.
+    pub snapshot: Option<LogId>,
 }
 
 /// One node's Raft protocol state machine: deterministic and free of IO. Feed it [`Input`]s with
@@ -108,6 +114,16 @@ pub struct Core {
     /// Quorum rounds begun because reads were waiting (not counting heartbeats): with many
     /// concurrent readers, far fewer than reads.
     pub(super) read_rounds: u64,
+    /// The latest snapshot this node holds durably or is installing (§7): built from its own
+    /// state machine, received from a leader, or recovered. Invariant: covers `log.base()`.
+    pub(super) snapshot: Option<SnapshotMeta>,
+    /// A received snapshot handed to storage (`Action::InstallSnapshot`) and not yet reported
+    /// installed: it is not sent on to other nodes before it is durable.
+    pub(super) installing: Option<LogId>,
+    /// A `BuildSnapshot` was issued and its `SnapshotBuilt` has not come back: one at a time.
+    pub(super) building_snapshot: bool,
+    /// Follower: the snapshot being received from the leader, chunk by chunk.
+    pub(super) receiving: Option<IncomingSnapshot>,
     /// Actions produced by the current `step`.
     pub(super) actions: Vec<Action>,
     /// Deliberate bugs a test switched on (none by default).
@@ -135,15 +151,16 @@ impl Core {
         seed: u64,
     ) -> Result<Core, RecoveryError> {
         let config = config.validate()?;
-        validate_recovered(&recovered)?;
+        let (base, entries) = validate_recovered(&recovered)?;
         // Entries of term 0 are the bootstrap configuration, identical on every initial member.
-        let bootstrap = recovered
-            .log
+        let bootstrap = entries
             .iter()
             .take_while(|e| e.log_id.term == Term(0))
             .count();
-        let commit_index = recovered.last_applied.max(LogIndex(bootstrap as u64));
-        let log = RaftLog::restore(recovered.log, commit_index, recovered.last_applied);
+        let commit_index = recovered
+            .last_applied
+            .max(base.index.plus(bootstrap as u64));
+        let log = RaftLog::restore(base, entries, commit_index, recovered.last_applied);
         let mut core = Core {
             id,
             config,
@@ -161,6 +178,10 @@ impl Core {
             pending_acks: VecDeque::new(),
             clients: BTreeMap::new(),
             read_rounds: 0,
+            snapshot: recovered.snapshot,
+            installing: None,
+            building_snapshot: false,
+            receiving: None,
             actions: Vec::new(),
             #[cfg(any(test, feature = "testing"))]
             bugs: super::InjectedBugs::default(),
@@ -177,18 +198,27 @@ impl Core {
             Input::Request { from, rpc, request } => match request {
                 Request::AppendEntries(req) => self.handle_append_entries(from, rpc, req),
                 Request::RequestVote(req) => self.handle_vote_request(from, rpc, req),
+                Request::InstallSnapshot(req) => self.handle_install_snapshot(from, rpc, req),
             },
             Input::Response { from, response } => match response {
                 Response::AppendEntries(resp) => self.handle_append_entries_response(from, resp),
                 Response::RequestVote(resp) => self.handle_vote_response(from, resp),
+                Response::InstallSnapshot(resp) => {
+                    self.handle_install_snapshot_response(from, resp)
+                }
             },
             Input::Propose(proposals) => self.handle_propose(proposals),
             Input::LogPersisted { up_to } => self.handle_log_persisted(up_to),
             Input::Applied { up_to } => self.log.mark_applied(up_to),
             Input::Read { request, mode } => self.handle_read(request, mode),
+            Input::SnapshotBuilt { meta } => self.handle_snapshot_built(meta),
+            Input::SnapshotInstalled { last_included } => {
+                self.handle_snapshot_installed(last_included)
+            }
         }
         // Whatever became committed and durable during this step goes to the state machine.
         self.maybe_apply();
+        self.maybe_build_snapshot();
         self.maybe_serve_reads();
         self.flush_hard_state();
         std::mem::take(&mut self.actions)
@@ -265,9 +295,19 @@ impl Core {
         self.has_lease()
     }
 
-    /// The in-memory log, from index 1.
+    /// The in-memory log: the entries after [`Core::log_base`].
     pub fn entries(&self) -> &[crate::types::Entry] {
         self.log.entries()
+    }
+
+    /// The last entry compacted out of the log (`0@0` if none): `entries()` start after it.
+    pub fn log_base(&self) -> LogId {
+        self.log.base()
+    }
+
+    /// The latest snapshot this node holds (or is installing), if any.
+    pub fn snapshot(&self) -> Option<&SnapshotMeta> {
+        self.snapshot.as_ref()
     }
 
     /// Queues an action, making sure a changed term or vote is saved before it (contract 1).
@@ -326,7 +366,8 @@ impl Core {
         self.election_timeout = self.rng.in_range(min, max);
     }
 
-    /// Recomputes the configuration in effect from the log (after a restart or truncation).
+    /// Recomputes the configuration in effect from the log (after a restart or truncation): the
+    /// latest in the log, else the snapshot's.
     pub(super) fn reload_membership(&mut self) {
         let latest = self
             .log
@@ -339,7 +380,12 @@ impl Core {
                 }
                 _ => None,
             });
-        self.membership = latest.unwrap_or_default();
+        let from_snapshot = || {
+            self.snapshot
+                .as_ref()
+                .map(|snapshot| (snapshot.last_included.index, snapshot.membership.clone()))
+        };
+        self.membership = latest.or_else(from_snapshot).unwrap_or_default();
     }
 
     /// Adopts any configuration among freshly appended entries (contract 7).
@@ -361,12 +407,29 @@ impl Core {
     }
 }
 
-/// Checks a recovered log is contiguous from 1 with terms that never decrease and never exceed
-/// the recovered term, and that the applied index lies inside it.
-fn validate_recovered(recovered: &Recovered) -> Result<(), RecoveryError> {
+/// Checks a recovered log is contiguous with terms that never decrease and never exceed the
+/// recovered term, that it starts at 1 (or, after compaction, no later than right after the
+/// snapshot), and that the applied index lies between the snapshot and the log's end. Returns the
+/// log's base and the entries after it: entries the snapshot covers are dropped, and so is the
+/// whole log if it disagrees with the snapshot at its last included index (an install whose log
+/// reset did not reach the disk: those entries were never committed).
+fn validate_recovered(recovered: &Recovered) -> Result<(LogId, Vec<Entry>), RecoveryError> {
+    let base = recovered
+        .snapshot
+        .as_ref()
+        .map(|snapshot| snapshot.last_included)
+        .unwrap_or_default();
     let mut previous = LogId::default();
+    let first = recovered
+        .log
+        .first()
+        .map_or(LogIndex(1), |entry| entry.log_id.index);
+    if first.0 == 0 || first > base.index.next() {
+        let at = recovered.log.first().map(|e| e.log_id).unwrap_or_default();
+        return Err(RecoveryError::BrokenLog { at, previous: base });
+    }
     for (position, entry) in recovered.log.iter().enumerate() {
-        let expected = LogIndex(position as u64 + 1);
+        let expected = first.plus(position as u64);
         if entry.log_id.index != expected || entry.log_id.term < previous.term {
             return Err(RecoveryError::BrokenLog {
                 at: entry.log_id,
@@ -381,12 +444,40 @@ fn validate_recovered(recovered: &Recovered) -> Result<(), RecoveryError> {
         }
         previous = entry.log_id;
     }
-    let last = LogIndex(recovered.log.len() as u64);
+    let agrees_at_base = base.index.0 == 0
+        || first == base.index.next()
+        || recovered.log.iter().any(|entry| entry.log_id == base);
+    let entries: Vec<Entry> = if agrees_at_base {
+        recovered
+            .log
+            .iter()
+            .filter(|entry| entry.log_id.index > base.index)
+            .cloned()
+            .collect()
+    } else {
+        Vec::new()
+    };
+    if let Some(broken) = entries
+        .first()
+        .filter(|entry| entry.log_id.term < base.term)
+    {
+        return Err(RecoveryError::BrokenLog {
+            at: broken.log_id,
+            previous: base,
+        });
+    }
+    let last = base.index.plus(entries.len() as u64);
+    if recovered.last_applied < base.index {
+        return Err(RecoveryError::AppliedBelowSnapshot {
+            applied: recovered.last_applied,
+            snapshot: base,
+        });
+    }
     if recovered.last_applied > last {
         return Err(RecoveryError::AppliedBeyondLog {
             applied: recovered.last_applied,
             last,
         });
     }
-    Ok(())
+    Ok((base, entries))
 }

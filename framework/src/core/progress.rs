@@ -7,7 +7,7 @@
 use std::collections::VecDeque;
 
 use crate::config::Config;
-use crate::types::LogIndex;
+use crate::types::{LogIndex, SnapshotMeta};
 
 /// How the leader currently paces messages to a follower.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,6 +20,20 @@ pub enum ProgressState {
     },
     /// Logs agree up to `match_index`; messages are pipelined within the in-flight window.
     Replicate,
+    /// The entries the follower needs next were compacted: it is sent a snapshot, one chunk at
+    /// a time (`Progress::transfer`), then replication resumes after it (§7).
+    Snapshot,
+}
+
+/// A snapshot being sent to one follower.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotTransfer {
+    /// The snapshot being sent.
+    pub meta: SnapshotMeta,
+    /// The offset of the next chunk: everything before it was acknowledged.
+    pub offset: u64,
+    /// The leader tick at which the unanswered chunk at `offset` was sent, if one is in flight.
+    pub sent_at_tick: Option<u64>,
 }
 
 /// One AppendEntries message sent and not yet acknowledged.
@@ -52,6 +66,8 @@ pub struct Progress {
     probe: Option<Inflight>,
     /// Sum of `inflight` bytes.
     inflight_bytes: u64,
+    /// The snapshot being sent. Invariant: `Some` exactly in `Snapshot`.
+    pub transfer: Option<SnapshotTransfer>,
 }
 
 impl Progress {
@@ -65,7 +81,19 @@ impl Progress {
             inflight: VecDeque::new(),
             probe: None,
             inflight_bytes: 0,
+            transfer: None,
         }
+    }
+
+    /// Start sending `meta` from its first byte, forgetting any entries in flight.
+    pub fn become_snapshot(&mut self, meta: SnapshotMeta) {
+        self.state = ProgressState::Snapshot;
+        self.clear_inflight();
+        self.transfer = Some(SnapshotTransfer {
+            meta,
+            offset: 0,
+            sent_at_tick: None,
+        });
     }
 
     /// Go back to probing from `next_index`, forgetting what is in flight.
@@ -73,6 +101,7 @@ impl Progress {
         self.next_index = next_index.max(self.match_index.next());
         self.state = ProgressState::Probe { paused: false };
         self.clear_inflight();
+        self.transfer = None;
     }
 
     /// Start pipelining right after `match_index`. A probe still in flight beyond it becomes the
@@ -82,6 +111,7 @@ impl Progress {
         self.next_index = self.match_index.next();
         self.state = ProgressState::Replicate;
         self.clear_inflight();
+        self.transfer = None;
         if let Some(probe) = probe.filter(|probe| probe.last_index > self.match_index) {
             self.inflight.push_back(probe);
             self.inflight_bytes = probe.bytes;
@@ -114,6 +144,10 @@ impl Progress {
                 (self.inflight.len() as u64) < config.max_inflight_messages
                     && self.inflight_bytes < config.max_inflight_bytes
             }
+            ProgressState::Snapshot => self
+                .transfer
+                .as_ref()
+                .is_some_and(|transfer| transfer.sent_at_tick.is_none()),
         }
     }
 
@@ -137,6 +171,7 @@ impl Progress {
                 self.inflight_bytes += bytes;
                 self.next_index = last_index.next();
             }
+            ProgressState::Snapshot => {}
         }
     }
 

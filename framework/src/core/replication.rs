@@ -105,7 +105,7 @@ impl Core {
         }
     }
 
-    fn progress_mut(&mut self, peer: NodeId) -> Option<&mut Progress> {
+    pub(super) fn progress_mut(&mut self, peer: NodeId) -> Option<&mut Progress> {
         match &mut self.role {
             RoleState::Leader(leader) => leader.progress.get_mut(&peer),
             _ => None,
@@ -113,7 +113,7 @@ impl Core {
     }
 
     /// Sends AppendEntries to `peer` until its window is full or nothing is left to send.
-    fn send_appends(&mut self, peer: NodeId) {
+    pub(super) fn send_appends(&mut self, peer: NodeId) {
         while self.send_one_append(peer) {}
     }
 
@@ -122,12 +122,21 @@ impl Core {
     fn send_one_append(&mut self, peer: NodeId) -> bool {
         let config = self.config.clone();
         let last_index = self.log.last_index();
+        let base_index = self.log.base().index;
         let now_tick = self.now_tick;
         let Some(progress) = self.progress_mut(peer) else {
             return false;
         };
+        let snapshotting = progress.state == ProgressState::Snapshot;
+        if !snapshotting && !progress.can_send(&config) {
+            return false;
+        }
+        // The entry before `next_index` was compacted: only a snapshot can catch this one up.
+        if snapshotting || progress.next_index <= base_index {
+            return self.send_snapshot_chunk(peer);
+        }
         let replicating = progress.state == ProgressState::Replicate;
-        if !progress.can_send(&config) || (replicating && progress.next_index > last_index) {
+        if replicating && progress.next_index > last_index {
             return false;
         }
         let next_index = progress.next_index;
@@ -224,6 +233,7 @@ impl Core {
         self.begin_round();
         let stall_ticks = self.config.election_timeout_min_ticks;
         let now_tick = self.now_tick;
+        let base_index = self.log.base().index;
         for peer in self.peers() {
             let Some(progress) = self.progress_mut(peer) else {
                 continue;
@@ -238,10 +248,17 @@ impl Core {
                     progress.become_probe(next_index);
                     self.send_one_append(peer);
                 }
+                // Compacted past what this follower is known to hold (a purge while replicating).
+                ProgressState::Replicate if progress.match_index < base_index => {
+                    let next_index = progress.match_index.next();
+                    progress.become_probe(next_index);
+                    self.send_one_append(peer);
+                }
                 ProgressState::Replicate => {
                     let match_index = progress.match_index;
                     self.send_append_entries(peer, match_index, Vec::new());
                 }
+                ProgressState::Snapshot => self.retry_snapshot_chunk(peer),
             }
         }
     }
@@ -283,6 +300,14 @@ impl Core {
             return;
         };
         let advanced = progress.acknowledge(match_index);
+        let caught_up = progress
+            .transfer
+            .as_ref()
+            .is_some_and(|transfer| match_index >= transfer.meta.last_included.index);
+        if caught_up {
+            // Entries in flight before the transfer began got there: the snapshot is not needed.
+            progress.become_replicate();
+        }
         if let ProgressState::Probe { .. } = progress.state {
             if match_index.next() >= progress.next_index {
                 progress.become_replicate();
@@ -313,6 +338,8 @@ impl Core {
         let stale = match progress.state {
             ProgressState::Probe { .. } => rejected_index != progress.next_index.prev(),
             ProgressState::Replicate => rejected_index >= progress.next_index,
+            // Answers entries sent before the transfer began: the snapshot decides now.
+            ProgressState::Snapshot => true,
         };
         if stale || rejected_index <= progress.match_index {
             return;

@@ -12,8 +12,9 @@ use serde::Serialize;
 
 use crate::core::SeededRng;
 use crate::message::{
-    AppendEntriesRequest, AppendEntriesResponse, ForwardRequest, ForwardResponse, ReadIndexRequest,
-    ReadIndexResponse, VoteRequest, VoteResponse,
+    AppendEntriesRequest, AppendEntriesResponse, ForwardRequest, ForwardResponse,
+    InstallSnapshotRequest, InstallSnapshotResponse, ReadIndexRequest, ReadIndexResponse,
+    VoteRequest, VoteResponse,
 };
 use crate::types::NodeId;
 
@@ -306,6 +307,17 @@ impl Network for InProcessNetwork {
     ) -> Result<ReadIndexResponse, NetworkError> {
         self.call(target, req, |node, req| async move {
             node.read_index(req).await
+        })
+        .await
+    }
+
+    async fn install_snapshot(
+        &self,
+        target: NodeId,
+        req: InstallSnapshotRequest,
+    ) -> Result<InstallSnapshotResponse, NetworkError> {
+        self.call(target, req, |node, req| async move {
+            node.install_snapshot(req).await
         })
         .await
     }

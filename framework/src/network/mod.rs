@@ -16,8 +16,9 @@ use async_trait::async_trait;
 use thiserror::Error;
 
 use crate::message::{
-    AppendEntriesRequest, AppendEntriesResponse, ForwardRequest, ForwardResponse, ReadIndexRequest,
-    ReadIndexResponse, VoteRequest, VoteResponse,
+    AppendEntriesRequest, AppendEntriesResponse, ForwardRequest, ForwardResponse,
+    InstallSnapshotRequest, InstallSnapshotResponse, ReadIndexRequest, ReadIndexResponse,
+    VoteRequest, VoteResponse,
 };
 use crate::types::NodeId;
 
@@ -54,6 +55,13 @@ pub trait Network: Send + Sync + 'static {
         target: NodeId,
         req: ReadIndexRequest,
     ) -> Result<ReadIndexResponse, NetworkError>;
+
+    /// Sends one InstallSnapshot chunk to `target` (§7).
+    async fn install_snapshot(
+        &self,
+        target: NodeId,
+        req: InstallSnapshotRequest,
+    ) -> Result<InstallSnapshotResponse, NetworkError>;
 }
 // ANCHOR_END: network_trait
 
@@ -72,6 +80,11 @@ pub trait RaftRpc: Send + Sync + 'static {
     async fn forward_write(&self, req: ForwardRequest) -> Result<ForwardResponse, NetworkError>;
     /// Handles a follower's request for a read index.
     async fn read_index(&self, req: ReadIndexRequest) -> Result<ReadIndexResponse, NetworkError>;
+    /// Handles an inbound InstallSnapshot chunk.
+    async fn install_snapshot(
+        &self,
+        req: InstallSnapshotRequest,
+    ) -> Result<InstallSnapshotResponse, NetworkError>;
 }
 // ANCHOR_END: raft_rpc_trait
 

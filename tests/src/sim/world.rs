@@ -233,6 +233,8 @@ impl World {
             hard_state: node.disk.hard_state,
             log: node.disk.log.clone(),
             last_applied: LogIndex(0),
+            // NB: the simulator does not compact yet (issue 6, phase 2).
+            snapshot: None,
         };
         let node_seed = seed ^ (node.incarnation << 40) ^ 0x5151_0000;
         let max_batch = config.max_entries_per_message;
@@ -630,6 +632,14 @@ fn describe_request(request: &Request) -> String {
             req.term,
             req.last_log_id
         ),
+        Request::InstallSnapshot(req) => format!(
+            "snapshot T{} last={} offset={} n={}{}",
+            req.term,
+            req.meta.last_included,
+            req.offset,
+            req.data.len(),
+            if req.done { " done" } else { "" }
+        ),
     }
 }
 
@@ -641,6 +651,10 @@ fn describe_response(response: &Response) -> String {
             if resp.pre_vote { "prevote" } else { "vote" },
             resp.term,
             resp.granted
+        ),
+        Response::InstallSnapshot(resp) => format!(
+            "snapshot-resp T{} last={} {:?}",
+            resp.term, resp.last_included, resp.outcome
         ),
     }
 }

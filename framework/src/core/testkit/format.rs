@@ -1,7 +1,7 @@
 //! One-line text forms of actions and messages, for traces and golden files.
 
 use crate::core::Action;
-use crate::message::{AppendOutcome, Request, Response};
+use crate::message::{AppendOutcome, Request, Response, SnapshotOutcome};
 use crate::types::Entry;
 
 /// An action as one line, e.g. `send 2 AppendEntries term=2 prev=1@3 entries=2@4..2@5 commit=3`.
@@ -36,6 +36,23 @@ pub fn format_action(action: &Action) -> String {
             read_index,
         } => format!("read-ready {request} index={read_index}"),
         Action::RejectRead { request, error } => format!("reject-read {request} {error}"),
+        Action::BuildSnapshot { last_included, .. } => format!("build-snapshot {last_included}"),
+        Action::PurgeLog { up_to } => format!("purge up_to={up_to}"),
+        Action::SendSnapshotChunk { to, request, len } => format!(
+            "send {to} InstallSnapshot term={} last={} size={} offset={} len={len}{}",
+            request.term,
+            request.meta.last_included,
+            request.meta.size_bytes,
+            request.offset,
+            if request.done { " done" } else { "" }
+        ),
+        Action::ReceiveSnapshotChunk { meta, offset, data } => format!(
+            "receive-snapshot {} offset={offset} len={}",
+            meta.last_included,
+            data.len()
+        ),
+        Action::InstallSnapshot { meta } => format!("install-snapshot {}", meta.last_included),
+        Action::RestoreSnapshot { meta } => format!("restore-snapshot {}", meta.last_included),
     }
 }
 
@@ -57,6 +74,15 @@ pub fn format_request(request: &Request) -> String {
             };
             format!("{kind} term={} last={}", req.term, req.last_log_id)
         }
+        Request::InstallSnapshot(req) => format!(
+            "InstallSnapshot term={} last={} size={} offset={} len={}{}",
+            req.term,
+            req.meta.last_included,
+            req.meta.size_bytes,
+            req.offset,
+            req.data.len(),
+            if req.done { " done" } else { "" }
+        ),
     }
 }
 
@@ -91,6 +117,22 @@ pub fn format_response(response: &Response) -> String {
             };
             let verdict = if resp.granted { "granted" } else { "rejected" };
             format!("{kind} term={} {verdict}", resp.term)
+        }
+        Response::InstallSnapshot(resp) => {
+            let outcome = match resp.outcome {
+                SnapshotOutcome::Continue { next_offset } => {
+                    format!("continue offset={next_offset}")
+                }
+                SnapshotOutcome::Installed { match_index } => {
+                    format!("installed match={match_index}")
+                }
+                SnapshotOutcome::Stale { match_index } => format!("stale match={match_index}"),
+                SnapshotOutcome::StaleTerm => "stale-term".to_string(),
+            };
+            format!(
+                "InstallSnapshotResponse term={} last={} {outcome}",
+                resp.term, resp.last_included
+            )
         }
     }
 }

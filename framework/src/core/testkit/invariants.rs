@@ -39,8 +39,7 @@ struct NodeMemory {
     vote: Option<NodeId>,
     restarts: u64,
     commit: LogIndex,
-    /// Log prefix already checked for log matching, and the id of its last entry.
-    matched_len: usize,
+    /// The last entry of the log prefix already checked for log matching.
     matched_last: LogId,
     /// Applied entries already checked.
     applied_checked: usize,
@@ -181,24 +180,37 @@ impl InvariantChecker {
     }
 
     /// Log matching, inductively: each `(index, term)` has one payload and one predecessor term.
+    /// A compacted log is checked from its base, whose id must be the committed entry there.
     fn check_log_matching(
         &mut self,
         core: &Core,
         memory: &mut NodeMemory,
     ) -> Result<(), Violation> {
+        let base = core.log_base();
         let log = core.entries();
-        let unchanged_prefix = memory.matched_len <= log.len()
-            && (memory.matched_len == 0
-                || log[memory.matched_len - 1].log_id == memory.matched_last);
+        let committed_base = base.index.0 as usize;
+        if committed_base > 0 && committed_base <= self.committed.len() {
+            let committed = self.committed[committed_base - 1].log_id;
+            if committed != base {
+                return violation(format!(
+                    "state machine safety: node {} compacted up to {base}, but {committed} is \
+                     committed there",
+                    core.id()
+                ));
+            }
+        }
+        let matched = memory.matched_last;
+        let unchanged_prefix = matched.index > base.index
+            && entry_at(core, matched.index).map(|entry| entry.log_id) == Some(matched);
         let start = if unchanged_prefix {
-            memory.matched_len
+            (matched.index.0 - base.index.0) as usize
         } else {
             0
         };
         for position in start..log.len() {
             let entry = &log[position];
             let prev_term = if position == 0 {
-                Term(0)
+                base.term
             } else {
                 log[position - 1].log_id.term
             };
@@ -220,36 +232,40 @@ impl InvariantChecker {
                 }
             }
         }
-        memory.matched_len = log.len();
-        memory.matched_last = log.last().map(|entry| entry.log_id).unwrap_or_default();
+        memory.matched_last = core.last_log_id();
         Ok(())
     }
 
     /// The node's committed prefix agrees with (and may extend) the global committed log.
     fn check_committed(&mut self, core: &Core) -> Result<(), Violation> {
         let commit = core.commit_index().0 as usize;
-        let log = core.entries();
-        if commit > log.len() {
+        let base = core.log_base().index.0 as usize;
+        let last = core.last_log_id().index.0 as usize;
+        if commit > last {
             return violation(format!(
-                "node {}: commit {commit} beyond its log ({})",
-                core.id(),
-                log.len()
+                "node {}: commit {commit} beyond its log ({last})",
+                core.id()
             ));
         }
         let known = self.committed.len().min(commit);
         // Only the boundary entry needs comparing: log matching covers the prefix before it.
-        if known > 0 && log[known - 1] != self.committed[known - 1] {
-            return violation(format!(
-                "state machine safety: node {} committed {} at index {known}, others {}",
-                core.id(),
-                log[known - 1].log_id,
-                self.committed[known - 1].log_id
-            ));
+        if known > base {
+            let held = &core.entries()[known - base - 1];
+            if *held != self.committed[known - 1] {
+                return violation(format!(
+                    "state machine safety: node {} committed {} at index {known}, others {}",
+                    core.id(),
+                    held.log_id,
+                    self.committed[known - 1].log_id
+                ));
+            }
         }
-        if commit > self.committed.len() {
+        // Entries this node compacted cannot extend the committed log; its applied ones will.
+        if commit > self.committed.len() && self.committed.len() >= base {
             let new = commit - self.committed.len();
+            let from = self.committed.len() - base;
             self.committed
-                .extend_from_slice(&log[self.committed.len()..commit]);
+                .extend_from_slice(&core.entries()[from..commit - base]);
             self.committed_seen_in
                 .extend(std::iter::repeat_n(core.term(), new));
         }
@@ -274,7 +290,10 @@ impl InvariantChecker {
                 let Some(position) = required else {
                     return Ok(());
                 };
-                let held = core.entries().get(position) == Some(&self.committed[position]);
+                let index = LogIndex(position as u64 + 1);
+                // A compacted entry is in the leader's snapshot, checked with its base.
+                let held = index <= core.log_base().index
+                    || entry_at(core, index) == Some(&self.committed[position]);
                 if held {
                     Ok(())
                 } else {
@@ -315,6 +334,12 @@ impl InvariantChecker {
         memory.applied_checked = applied.len();
         Ok(())
     }
+}
+
+/// The entry at `index` in `core`'s log, if held (not compacted, not past the end).
+fn entry_at(core: &Core, index: LogIndex) -> Option<&Entry> {
+    let position = index.0.checked_sub(core.log_base().index.0 + 1)?;
+    core.entries().get(usize::try_from(position).ok()?)
 }
 
 fn violation(message: String) -> Result<(), Violation> {

@@ -175,6 +175,36 @@ impl Cluster {
                 });
                 Vec::new()
             }
+            Action::SendSnapshotChunk {
+                to,
+                mut request,
+                len,
+            } => {
+                let chunk =
+                    self.node(id)
+                        .snapshot_chunk(request.meta.last_included, request.offset, len);
+                let Some(data) = chunk else {
+                    if self.tracing {
+                        self.trace.push(format!(
+                            "{id}: snapshot {} gone",
+                            request.meta.last_included
+                        ));
+                    }
+                    return Vec::new();
+                };
+                request.data = data;
+                let rpc = RpcId(self.next_rpc);
+                self.next_rpc += 1;
+                self.network.push(Envelope {
+                    from: id,
+                    to,
+                    body: Body::Request {
+                        rpc,
+                        request: Request::InstallSnapshot(request),
+                    },
+                });
+                Vec::new()
+            }
             Action::Reply { to, response, .. } => {
                 self.network.push(Envelope {
                     from: id,

@@ -1,11 +1,15 @@
 //! One simulated node: a core (or none while crashed), its disk, and its state machine.
+//!
+//! The state machine is the list of applied entries, from index 1; its snapshot is that list,
+//! encoded, so a restored snapshot can be checked entry by entry (like the classic lab's tester).
 
 use std::collections::{BTreeMap, VecDeque};
 
 use crate::config::Config;
 use crate::core::{Action, Core, HardState, Input, Recovered};
 use crate::error::ProposeError;
-use crate::types::{Entry, LogIndex, NodeId, RequestId};
+use crate::membership::Membership;
+use crate::types::{Entry, LogId, LogIndex, NodeId, RequestId, SnapshotMeta};
 
 /// A disk write issued by the core and not yet durable.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -14,6 +18,10 @@ pub enum PendingWrite {
     Truncate(LogIndex),
     /// Append these entries.
     Append(Vec<Entry>),
+    /// Remove entries up to and including this one (compaction).
+    Purge(LogId),
+    /// Make this received snapshot (metadata, data) durable and empty the log after it.
+    Install(SnapshotMeta, Vec<u8>),
 }
 
 /// A simulated node. Its disk survives crashes; pending writes and the state machine do not.
@@ -25,8 +33,16 @@ pub struct SimNode {
     pub core: Option<Core>,
     /// Durable term and vote.
     pub disk_hard_state: HardState,
-    /// Durable log, from index 1.
+    /// Durable log: the entries after `disk_log_base`.
     pub disk_log: Vec<Entry>,
+    /// The last entry purged from the durable log (`0@0` if none).
+    pub disk_log_base: LogId,
+    /// The durable snapshot, if any: its metadata and data (the applied entries it covers).
+    pub disk_snapshot: Option<(SnapshotMeta, Vec<u8>)>,
+    /// The snapshot being received: its metadata and the bytes so far (volatile).
+    pub receiving: Option<(SnapshotMeta, Vec<u8>)>,
+    /// Snapshots received from a leader and restored, in every incarnation.
+    pub snapshots_installed: u64,
     /// Writes issued but not yet durable, oldest first. Lost on a crash.
     pub pending_writes: VecDeque<PendingWrite>,
     /// The state machine: every entry applied in this incarnation, in order (volatile).
@@ -47,6 +63,10 @@ impl SimNode {
             core: None,
             disk_hard_state: HardState::default(),
             disk_log: Core::bootstrap_log(voters.iter().copied()),
+            disk_log_base: LogId::default(),
+            disk_snapshot: None,
+            receiving: None,
+            snapshots_installed: 0,
             pending_writes: VecDeque::new(),
             applied: Vec::new(),
             answers: BTreeMap::new(),
@@ -58,10 +78,16 @@ impl SimNode {
     }
 
     fn start(&mut self, config: &Config, seed: u64) {
+        // The driver's part of a restart: restore the durable snapshot, then start the core.
+        self.applied = match &self.disk_snapshot {
+            Some((_, data)) => decode_snapshot(self.id, data),
+            None => Vec::new(),
+        };
         let recovered = Recovered {
             hard_state: self.disk_hard_state,
             log: self.disk_log.clone(),
-            last_applied: LogIndex(0),
+            last_applied: LogIndex(self.applied.len() as u64),
+            snapshot: self.disk_snapshot.as_ref().map(|(meta, _)| meta.clone()),
         };
         match Core::new(self.id, config.clone(), recovered, seed) {
             Ok(core) => self.core = Some(core),
@@ -74,6 +100,7 @@ impl SimNode {
         self.core = None;
         self.pending_writes.clear();
         self.applied.clear();
+        self.receiving = None;
     }
 
     /// Starts from the disk (a no-op if running).
@@ -113,7 +140,27 @@ impl SimNode {
             Action::RejectRead { request, error } => {
                 self.reads.insert(request, Err(error));
             }
-            Action::Send { .. } | Action::Reply { .. } => {
+            Action::BuildSnapshot {
+                last_included,
+                membership,
+            } => return self.build_snapshot(last_included, membership),
+            Action::PurgeLog { up_to } => self.pending_writes.push_back(PendingWrite::Purge(up_to)),
+            Action::ReceiveSnapshotChunk { meta, offset, data } => {
+                self.receive_chunk(meta, offset, data)
+            }
+            Action::InstallSnapshot { meta } => {
+                let data = match &self.receiving {
+                    Some((receiving, data)) if *receiving == meta => data.clone(),
+                    _ => panic!(
+                        "node {}: installing {} not received",
+                        self.id, meta.last_included
+                    ),
+                };
+                self.pending_writes
+                    .push_back(PendingWrite::Install(meta, data));
+            }
+            Action::RestoreSnapshot { meta } => return self.restore(meta),
+            Action::Send { .. } | Action::Reply { .. } | Action::SendSnapshotChunk { .. } => {
                 panic!("network actions are executed by the cluster, not the node")
             }
         }
@@ -137,12 +184,108 @@ impl SimNode {
         vec![Input::Applied { up_to: last }]
     }
 
+    /// Snapshots the state machine (everything applied so far, which is exactly up to
+    /// `last_included`: the testkit applies at once) and stores it durably, at once.
+    fn build_snapshot(&mut self, last_included: LogId, membership: Membership) -> Vec<Input> {
+        let count = last_included.index.0 as usize;
+        assert!(
+            count == self.applied.len()
+                && self.applied.last().map(|e| e.log_id) == Some(last_included),
+            "node {}: snapshot at {last_included}, but the state machine applied {} entries",
+            self.id,
+            self.applied.len()
+        );
+        let data = crate::codec::encode(&self.applied).expect("entries encode");
+        let meta = SnapshotMeta {
+            last_included,
+            membership,
+            size_bytes: data.len() as u64,
+        };
+        let newer = self
+            .disk_snapshot
+            .as_ref()
+            .is_none_or(|(latest, _)| latest.last_included.index < last_included.index);
+        if newer {
+            self.disk_snapshot = Some((meta.clone(), data));
+        }
+        vec![Input::SnapshotBuilt { meta }]
+    }
+
+    fn receive_chunk(&mut self, meta: SnapshotMeta, offset: u64, data: Vec<u8>) {
+        if offset == 0 {
+            self.receiving = Some((meta.clone(), Vec::new()));
+        }
+        match &mut self.receiving {
+            Some((receiving, bytes)) if *receiving == meta && bytes.len() as u64 == offset => {
+                bytes.extend_from_slice(&data)
+            }
+            _ => panic!(
+                "node {}: chunk of {} at offset {offset} does not continue the partial snapshot",
+                self.id, meta.last_included
+            ),
+        }
+    }
+
+    fn restore(&mut self, meta: SnapshotMeta) -> Vec<Input> {
+        let data = match self.receiving.take() {
+            Some((receiving, data)) if receiving == meta => data,
+            _ => panic!(
+                "node {}: restoring {} not received",
+                self.id, meta.last_included
+            ),
+        };
+        self.applied = decode_snapshot(self.id, &data);
+        assert_eq!(
+            self.applied.last().map(|e| e.log_id),
+            Some(meta.last_included),
+            "node {}: snapshot content does not end at its last included entry",
+            self.id
+        );
+        self.snapshots_installed += 1;
+        vec![Input::Applied {
+            up_to: meta.last_included.index,
+        }]
+    }
+
+    /// The bytes `[offset, offset + len)` of the durable snapshot ending at `last_included`, if it
+    /// is still the node's snapshot.
+    pub fn snapshot_chunk(&self, last_included: LogId, offset: u64, len: u64) -> Option<Vec<u8>> {
+        let (meta, data) = self.disk_snapshot.as_ref()?;
+        if meta.last_included != last_included {
+            return None;
+        }
+        let start = usize::try_from(offset).ok()?;
+        let end = start.checked_add(usize::try_from(len).ok()?)?;
+        data.get(start..end).map(<[u8]>::to_vec)
+    }
+
+    /// The durable log as (base, entries after it).
+    fn disk_position(&self, index: LogIndex) -> usize {
+        index.0.saturating_sub(self.disk_log_base.index.0) as usize
+    }
+
     /// Makes the oldest pending write durable; returns the completion to report.
     pub fn persist_one(&mut self) -> Vec<Input> {
         match self.pending_writes.pop_front() {
             Some(PendingWrite::Truncate(from)) => {
-                self.disk_log.truncate((from.0.max(1) - 1) as usize);
+                let keep = self.disk_position(from.prev());
+                self.disk_log.truncate(keep);
                 Vec::new()
+            }
+            Some(PendingWrite::Purge(up_to)) => {
+                if up_to.index > self.disk_log_base.index {
+                    let drop = self.disk_position(up_to.index).min(self.disk_log.len());
+                    self.disk_log.drain(..drop);
+                    self.disk_log_base = up_to;
+                }
+                Vec::new()
+            }
+            Some(PendingWrite::Install(meta, data)) => {
+                let last_included = meta.last_included;
+                self.disk_log.clear();
+                self.disk_log_base = last_included;
+                self.disk_snapshot = Some((meta, data));
+                vec![Input::SnapshotInstalled { last_included }]
             }
             Some(PendingWrite::Append(entries)) => {
                 let up_to = entries.last().map(|entry| entry.log_id);
@@ -163,4 +306,9 @@ impl SimNode {
         }
         inputs
     }
+}
+
+fn decode_snapshot(id: NodeId, data: &[u8]) -> Vec<Entry> {
+    crate::codec::decode(data)
+        .unwrap_or_else(|error| panic!("node {id}: undecodable snapshot: {error}"))
 }

@@ -325,6 +325,10 @@ impl Interpreter {
             let write = match write {
                 PendingWrite::Truncate(from) => format!("truncate from={from}"),
                 PendingWrite::Append(entries) => format!("append {}", entry_runs(&entries)),
+                PendingWrite::Purge(up_to) => format!("purge up_to={up_to}"),
+                PendingWrite::Install(meta, _) => {
+                    format!("install-snapshot {}", meta.last_included)
+                }
             };
             out.push(format!("{id}: persisted {write}"));
             self.cluster()?.persist_one(id);
@@ -357,10 +361,15 @@ impl Interpreter {
             return Err(format!("node {id} is not a leader"));
         };
         let lines = leader.progress.iter().map(|(peer, progress)| {
-            let state = match progress.state {
-                ProgressState::Probe { paused: false } => "probe",
-                ProgressState::Probe { paused: true } => "probe (paused)",
-                ProgressState::Replicate => "replicate",
+            let state = match (progress.state, &progress.transfer) {
+                (ProgressState::Probe { paused: false }, _) => "probe".to_string(),
+                (ProgressState::Probe { paused: true }, _) => "probe (paused)".to_string(),
+                (ProgressState::Replicate, _) => "replicate".to_string(),
+                (ProgressState::Snapshot, Some(transfer)) => format!(
+                    "snapshot {} offset={}",
+                    transfer.meta.last_included, transfer.offset
+                ),
+                (ProgressState::Snapshot, None) => "snapshot".to_string(),
             };
             let (matched, next) = (progress.match_index, progress.next_index);
             format!("{peer}: match={matched} next={next} {state}")

@@ -6,5 +6,6 @@ mod property;
 mod rules_election;
 mod rules_read;
 mod rules_replication;
+mod rules_snapshot;
 mod smoke;
 mod support;

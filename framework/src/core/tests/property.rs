@@ -158,6 +158,7 @@ fn replay(seed: u64, steps: u64) {
     let mut progress = Progress {
         steps_override: Some(steps),
         without_reads: true,
+        without_compaction: true,
         ..Default::default()
     };
     run_or_report(seed, &mut progress);
@@ -270,6 +271,7 @@ fn regression_completion_of_an_overwritten_write_is_not_trusted() {
         hard_state: HardState::default(),
         log: Core::bootstrap_log((1..=5).map(NodeId)),
         last_applied: LogIndex(0),
+        snapshot: None,
     };
     let mut core = Core::new(NodeId(5), Config::default(), recovered, 1).expect("valid");
     // Term 2's leader sends 2@2, 2@3 (write 1). Term 3's leader holds 2@2 and 3@3: truncate
@@ -338,6 +340,9 @@ struct Progress {
     /// Issue no reads: the regression seeds were recorded before reads existed, and reads add
     /// messages that change every later choice.
     without_reads: bool,
+    /// Never compact: the regression seeds were recorded before compaction existed, and its
+    /// dice and messages would change every later choice.
+    without_compaction: bool,
 }
 
 /// Counters summed over schedules, to show the schedules reach interesting states.
@@ -359,6 +364,9 @@ struct Stats {
     reads_ready: u64,
     crashes: u64,
     truncations: u64,
+    /// Snapshots built (compaction), and received snapshots installed.
+    snapshots_built: u64,
+    snapshots_installed: u64,
     /// The most reliable rounds any final phase needed.
     max_liveness_rounds: u64,
 }
@@ -378,6 +386,8 @@ impl Stats {
         self.reads_ready += other.reads_ready;
         self.crashes += other.crashes;
         self.truncations += other.truncations;
+        self.snapshots_built += other.snapshots_built;
+        self.snapshots_installed += other.snapshots_installed;
         self.max_liveness_rounds = self.max_liveness_rounds.max(other.max_liveness_rounds);
     }
 }
@@ -388,7 +398,8 @@ impl fmt::Display for Stats {
             f,
             "{} schedules, {} steps ({}% with a leader), {} elections, max term {}, \
              {} committed entries (longest log {}), {} proposals ({} ok, {} err), {} reads served, \
-             {} crashes, {} truncations, final phase <= {} rounds",
+             {} crashes, {} truncations, {} snapshots built, {} installed, final phase <= {} \
+             rounds",
             self.schedules,
             self.steps,
             self.steps_with_leader * 100 / self.steps.max(1),
@@ -402,6 +413,8 @@ impl fmt::Display for Stats {
             self.reads_ready,
             self.crashes,
             self.truncations,
+            self.snapshots_built,
+            self.snapshots_installed,
             self.max_liveness_rounds
         )
     }
@@ -457,6 +470,23 @@ fn random_config(dice: &mut Dice) -> Config {
         config.max_inflight_bytes = dice.range(16, 64);
     }
     config.validate().expect("generated config is valid")
+}
+
+/// Log compaction, in half the schedules: snapshots every few entries, a short kept tail, and
+/// chunks small enough that a snapshot takes many of them.
+fn with_random_compaction(dice: &mut Dice, config: Config) -> Config {
+    if !dice.percent(50) {
+        return config;
+    }
+    Config {
+        snapshot_threshold_entries: dice.range(2, 12),
+        snapshot_keep_tail_entries: dice.range(0, 5),
+        snapshot_chunk_bytes: dice.range(16, 400),
+        snapshot_chunk_timeout_ticks: dice.range(1, config.election_timeout_min_ticks + 1),
+        ..config
+    }
+    .validate()
+    .expect("generated config is valid")
 }
 
 /// How often each kind of event happens in one schedule (relative weights, in tenths).
@@ -524,6 +554,9 @@ struct ProposalRecord {
     /// The node's restart count when it was proposed: if unchanged at the end and the command
     /// committed, the node applied it and must have answered.
     restarts: u64,
+    /// The node's count of installed snapshots when it was proposed: a snapshot covering the
+    /// entry leaves its outcome unknown to the node (`core/snapshot.rs`).
+    installs: u64,
 }
 
 /// A ReadIndex read and the committed log's length when it arrived: every entry committed
@@ -590,6 +623,11 @@ impl<'a> Schedule<'a> {
         let size = if dice.percent(50) { 3 } else { 5 };
         let config = random_config(&mut dice);
         let weights = random_weights(&mut dice);
+        let config = if progress.without_compaction {
+            config
+        } else {
+            with_random_compaction(&mut dice, config)
+        };
         let mut cluster = Cluster::new(size, config.clone(), seed);
         cluster.auto_persist = false;
         // Always on: truncations are counted from it. Lines are kept only when asked.
@@ -643,6 +681,12 @@ impl<'a> Schedule<'a> {
         for line in self.cluster.trace.drain(..) {
             if line.contains(": truncate ") {
                 self.stats.truncations += 1;
+            }
+            if line.contains(": build-snapshot ") {
+                self.stats.snapshots_built += 1;
+            }
+            if line.contains(": install-snapshot ") {
+                self.stats.snapshots_installed += 1;
             }
             if self.progress.print_trace {
                 println!("{line}");
@@ -848,6 +892,7 @@ impl<'a> Schedule<'a> {
     /// proposal carries. Request ids are the schedule's own (`r1`, `r2`, ...), unique per run.
     fn propose(&mut self, id: NodeId, count: usize) {
         let restarts = self.cluster.node(id).restarts;
+        let installs = self.cluster.node(id).snapshots_installed;
         let mut batch = Vec::new();
         for _ in 0..count {
             let number = self.proposals.len() + 1;
@@ -856,6 +901,7 @@ impl<'a> Schedule<'a> {
                 request: RequestId(number as u64),
                 payload: Arc::from(format!("s{}/r{number}", self.seed).into_bytes()),
                 restarts,
+                installs,
             };
             batch.push(Proposal {
                 request: record.request,
@@ -935,8 +981,16 @@ impl<'a> Schedule<'a> {
         for (id, node) in &self.cluster.nodes {
             let Some(core) = &node.core else { continue };
             let persisted = core.persisted_index().0 as usize;
-            let durable = persisted <= node.disk_log.len()
-                && core.entries()[..persisted] == node.disk_log[..persisted];
+            let (base, disk_base) = (
+                core.log_base().index.0 as usize,
+                node.disk_log_base.index.0 as usize,
+            );
+            // Entries from the core's base on (the disk purges later, or installs a snapshot).
+            let durable = persisted <= base
+                || (disk_base <= base
+                    && persisted - disk_base <= node.disk_log.len()
+                    && core.entries()[..persisted - base]
+                        == node.disk_log[base - disk_base..persisted - disk_base]);
             assert!(
                 durable,
                 "durability: node {id} counts its log durable up to {persisted} but its disk \
@@ -1118,7 +1172,9 @@ impl<'a> Schedule<'a> {
                 // out). Fine, unless the command committed on a node that stayed up: that node
                 // applied it and owed its client an answer.
                 None => assert!(
-                    found.is_none() || node.restarts != proposal.restarts,
+                    found.is_none()
+                        || node.restarts != proposal.restarts
+                        || node.snapshots_installed != proposal.installs,
                     "unanswered: {request} on node {on}, which stayed up, is committed at \
                      {found:?} but its client got no answer"
                 ),

@@ -52,6 +52,7 @@ pub fn core_with(id: u64, voters: u64, term: u64, terms: &[u64], config: Config)
         log: log_with_terms(voters, terms),
         // The bootstrap entry is already applied, so tests see only the actions they cause.
         last_applied: LogIndex(1),
+        snapshot: None,
     };
     Core::new(n(id), config, recovered, 7).expect("valid recovered state")
 }
