@@ -263,19 +263,28 @@ impl Core {
         }
     }
 
+    /// How every response from a follower starts: a newer term deposes this node, an older one is
+    /// stale, the current one echoes a quorum round. Returns whether to handle the rest of it.
+    pub(super) fn accept_response_term(&mut self, from: NodeId, term: Term, round: u64) -> bool {
+        if term > self.hard_state.term {
+            self.become_follower(term, None);
+            return false;
+        }
+        if term < self.hard_state.term {
+            return false;
+        }
+        self.note_round_echo(from, round);
+        true
+    }
+
     pub(super) fn handle_append_entries_response(
         &mut self,
         from: NodeId,
         resp: AppendEntriesResponse,
     ) {
-        if resp.term > self.hard_state.term {
-            self.become_follower(resp.term, None);
+        if !self.accept_response_term(from, resp.term, resp.round) {
             return;
         }
-        if resp.term < self.hard_state.term {
-            return;
-        }
-        self.note_round_echo(from, resp.round);
         let last_index = self.log.last_index();
         let Some(progress) = self.progress_mut(from) else {
             return;

@@ -261,14 +261,9 @@ impl Core {
         from: NodeId,
         resp: InstallSnapshotResponse,
     ) {
-        if resp.term > self.hard_state.term {
-            self.become_follower(resp.term, None);
+        if !self.accept_response_term(from, resp.term, resp.round) {
             return;
         }
-        if resp.term < self.hard_state.term {
-            return;
-        }
-        self.note_round_echo(from, resp.round);
         let last_index = self.log.last_index();
         let base_index = self.log.base().index;
         let Some(progress) = self.progress_mut(from) else {
