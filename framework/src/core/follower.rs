@@ -23,17 +23,10 @@ impl Core {
             rpc,
             round: req.round,
         };
-        if req.term < self.hard_state.term {
+        if !self.accept_leader(req.term, req.leader_id) {
             self.reply_append(reply_to, AppendOutcome::StaleTerm);
             return;
         }
-        if req.term > self.hard_state.term
-            || !matches!(self.role, RoleState::Follower)
-            || self.leader != Some(req.leader_id)
-        {
-            self.become_follower(req.term, Some(req.leader_id));
-        }
-        self.election_elapsed = 0;
         let req = self.skip_compacted(req);
         let prev = req.prev_log_id;
         match self.log.term_at(prev.index) {
@@ -68,6 +61,22 @@ impl Core {
         req.entries.drain(..skip);
         req.prev_log_id = base;
         req
+    }
+
+    /// How every request from a leader starts: one from an older term is stale (returns false);
+    /// otherwise this node follows `leader` in `term` and restarts its election timer.
+    pub(super) fn accept_leader(&mut self, term: Term, leader: NodeId) -> bool {
+        if term < self.hard_state.term {
+            return false;
+        }
+        if term > self.hard_state.term
+            || !matches!(self.role, RoleState::Follower)
+            || self.leader != Some(leader)
+        {
+            self.become_follower(term, Some(leader));
+        }
+        self.election_elapsed = 0;
+        true
     }
 
     /// `prev_log_id` matched: store what is new, advance commit, and acknowledge once durable.

@@ -323,17 +323,10 @@ impl Core {
             round: req.round,
         };
         let last_included = req.meta.last_included;
-        if req.term < self.hard_state.term {
+        if !self.accept_leader(req.term, req.leader_id) {
             self.reply_snapshot(reply_to, last_included, SnapshotOutcome::StaleTerm);
             return;
         }
-        if req.term > self.hard_state.term
-            || !matches!(self.role, RoleState::Follower)
-            || self.leader != Some(req.leader_id)
-        {
-            self.become_follower(req.term, Some(req.leader_id));
-        }
-        self.election_elapsed = 0;
         if last_included.index <= self.log.commit_index() {
             self.receiving = None;
             let match_index = self.log.commit_index().min(self.log.persisted());
