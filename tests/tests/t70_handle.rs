@@ -162,6 +162,12 @@ impl LogStorage for FailingStorage {
     async fn last_log_id(&mut self) -> Result<LogId, StorageError> {
         self.inner.last_log_id().await
     }
+    async fn reset(&mut self, base: LogId) -> Result<(), StorageError> {
+        self.inner.reset(base).await
+    }
+    fn snapshots(&self) -> std::sync::Arc<dyn raftor::storage::SnapshotStorage> {
+        self.inner.snapshots()
+    }
 }
 
 /// A one-node cluster (node 1) on its own router, once it leads.

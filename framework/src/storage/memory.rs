@@ -8,12 +8,13 @@ use async_trait::async_trait;
 use crate::core::HardState;
 use crate::types::{Entry, LogId, LogIndex};
 
-use super::{LogStorage, StorageError, StoredState};
+use super::{LogStorage, MemSnapshots, SnapshotStorage, StorageError, StoredState};
 
-/// In-memory [`LogStorage`]. Clones share one store.
+/// In-memory [`LogStorage`], with [`MemSnapshots`] beside it. Clones share one store.
 #[derive(Debug, Clone, Default)]
 pub struct MemStorage {
     inner: Arc<Mutex<Inner>>,
+    snapshots: MemSnapshots,
 }
 
 #[derive(Debug, Default)]
@@ -47,6 +48,11 @@ impl MemStorage {
     /// The stored hard state (for tests).
     pub fn hard_state(&self) -> HardState {
         self.lock().hard_state
+    }
+
+    /// The snapshot store beside the log (shared with clones).
+    pub fn mem_snapshots(&self) -> &MemSnapshots {
+        &self.snapshots
     }
 }
 
@@ -137,5 +143,16 @@ impl LogStorage for MemStorage {
 
     async fn last_log_id(&mut self) -> Result<LogId, StorageError> {
         Ok(self.lock().last_log_id())
+    }
+
+    async fn reset(&mut self, base: LogId) -> Result<(), StorageError> {
+        let mut inner = self.lock();
+        inner.entries.clear();
+        inner.purged = base;
+        Ok(())
+    }
+
+    fn snapshots(&self) -> Arc<dyn SnapshotStorage> {
+        Arc::new(self.snapshots.clone())
     }
 }

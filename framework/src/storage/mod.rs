@@ -12,7 +12,10 @@
 pub mod conformance;
 mod memory;
 mod snapshot_store;
+mod snapshots;
 pub mod wal;
+
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use thiserror::Error;
@@ -22,6 +25,7 @@ use crate::types::{Entry, LogId, LogIndex};
 
 pub use memory::MemStorage;
 pub use snapshot_store::{SnapshotMeta, SnapshotReader, SnapshotStore};
+pub use snapshots::{MemSnapshots, SnapshotData, SnapshotStorage};
 #[cfg(feature = "testing")]
 pub use wal::FaultInjector;
 pub use wal::{WalOptions, WalStats, WalStorage};
@@ -65,6 +69,14 @@ pub trait LogStorage: Send + 'static {
     /// The id of the last entry, even if it was purged, or `0@0` if there never was one (or it
     /// was truncated).
     async fn last_log_id(&mut self) -> Result<LogId, StorageError>;
+    /// Replaces the whole log by an empty one whose last log id is `base`, durably: a snapshot
+    /// received from the leader covers everything up to `base` (§7, step 7). After `Ok`, `load`
+    /// returns no entry at or below `base` (and none above it until appended), `last_log_id` is
+    /// `base`, and the next append starts at `base + 1` — also after a restart.
+    async fn reset(&mut self, base: LogId) -> Result<(), StorageError>;
+    /// Where this node keeps its snapshots. Compaction purges the log only once a snapshot here
+    /// is durable, so a durable log store needs a durable snapshot store beside it.
+    fn snapshots(&self) -> Arc<dyn SnapshotStorage>;
 }
 // ANCHOR_END: log_storage
 

@@ -198,6 +198,19 @@ impl LogStorage for WalStorage {
     async fn last_log_id(&mut self) -> Result<LogId, StorageError> {
         self.io.call(|engine| Ok(engine.last_log_id())).await
     }
+
+    async fn reset(&mut self, base: LogId) -> Result<(), StorageError> {
+        // NB: placeholder until the WAL persists its base (issue 6 phase 2, storage half).
+        let _ = base;
+        Err(StorageError::Invalid(
+            "WalStorage::reset is not implemented yet".into(),
+        ))
+    }
+
+    fn snapshots(&self) -> std::sync::Arc<dyn crate::storage::SnapshotStorage> {
+        // NB: placeholder until SnapshotStore implements SnapshotStorage (same step).
+        std::sync::Arc::new(crate::storage::MemSnapshots::new())
+    }
 }
 
 /// Maps an IO error to [`StorageError::Io`] for `operation`.
