@@ -29,6 +29,10 @@ pub struct RaftMetrics {
     pub last_applied: LogIndex,
     /// The configuration in effect.
     pub membership: Membership,
+    /// The last entry covered by the latest snapshot this node holds (built or installed).
+    pub snapshot: Option<LogId>,
+    /// The log's base: entries up to it were compacted away (`0@0` if none ever were).
+    pub log_base: LogId,
     /// Whether the node is running (false once shut down or stopped by a fatal error).
     pub running: bool,
 }

@@ -10,6 +10,7 @@
 //! ```
 
 mod read;
+mod recovery;
 
 pub use read::ReadLevel;
 
@@ -25,7 +26,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use crate::actor::{self, ClientWrite, Inbound, NodeActor, NodeParts, Shutdown, Worker};
 use crate::codec;
 use crate::config::Config;
-use crate::core::{Core, Recovered};
+use crate::core::Core;
 use crate::error::{ClientWriteError, Fatal, StartError};
 use crate::message::{
     AppendEntriesRequest, AppendEntriesResponse, ForwardRequest, ForwardResponse,
@@ -78,11 +79,8 @@ impl<SM: StateMachine> Raft<SM> {
         mut storage: S,
         state_machine: SM,
     ) -> Result<Raft<SM>, StartError> {
-        let stored = storage.load().await?;
-        if stored.entries.is_empty() {
-            let members: BTreeSet<NodeId> = members.into_iter().collect();
-            storage.append(Core::bootstrap_log(members)).await?;
-        }
+        let members: BTreeSet<NodeId> = members.into_iter().collect();
+        recovery::bootstrap_if_new(&mut storage, members).await?;
         Raft::start(id, config, network, storage, state_machine).await
     }
 
@@ -93,26 +91,13 @@ impl<SM: StateMachine> Raft<SM> {
         config: Config,
         network: N,
         mut storage: S,
-        mut state_machine: SM,
+        state_machine: SM,
     ) -> Result<Raft<SM>, StartError> {
         let config = config
             .validate()
             .map_err(crate::error::RecoveryError::from)?;
-        if config.snapshot_threshold_entries > 0 {
-            return Err(StartError::Unsupported(
-                "snapshot_threshold_entries: log compaction runs in the protocol core only so far; \
-                 the node does not build or install snapshots yet",
-            ));
-        }
-        let stored = storage.load().await?;
-        let last_applied = state_machine.applied_index().await?;
-        let recovered = Recovered {
-            hard_state: stored.hard_state,
-            log: stored.entries,
-            last_applied,
-            // NB: snapshots are not loaded or restored by the actor yet (issue 6, phase 2).
-            snapshot: None,
-        };
+        let (recovered, state_machine) = recovery::recover(&mut storage, state_machine).await?;
+        let snapshots = storage.snapshots();
         let seed = config.seed.unwrap_or_else(entropy);
         let core = Core::new(id, config.clone(), recovered, seed)?;
         let (metrics_tx, metrics) = watch::channel(actor::metrics_of(&core, true));
@@ -126,10 +111,11 @@ impl<SM: StateMachine> Raft<SM> {
             network: Arc::clone(&network),
             storage_tx,
             apply_tx,
+            snapshots: Arc::clone(&snapshots),
             workers: Box::new(move |addr: Addr<NodeActor<SM>>| -> Vec<Worker> {
                 vec![
                     Box::pin(actor::run_storage(storage, storage_rx, addr.clone())),
-                    Box::pin(actor::run_apply(state_machine, apply_rx, addr)),
+                    Box::pin(actor::run_apply(state_machine, snapshots, apply_rx, addr)),
                 ]
             }),
             metrics_tx,

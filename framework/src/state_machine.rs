@@ -15,7 +15,8 @@ use serde::Serialize;
 use thiserror::Error;
 
 use crate::membership::Membership;
-use crate::types::{LogId, LogIndex};
+pub use crate::storage::SnapshotData;
+use crate::types::{LogId, LogIndex, SnapshotMeta};
 
 /// A replicated state machine.
 #[async_trait]
@@ -40,14 +41,29 @@ pub trait StateMachine: Send + 'static {
         Ok(LogIndex(0))
     }
 
-    /// A snapshot of the applied state (used by log compaction, a later release).
-    async fn snapshot(&mut self) -> Result<Snapshot, StateMachineError> {
+    /// An image of the applied state, for a snapshot (log compaction, §7): exactly the effect
+    /// of every entry applied so far. Called on the apply worker between two `apply` calls, so
+    /// return quickly — a cheap copy (a clone of a persistent map, a checkpoint of a storage
+    /// engine) whose bytes the returned reader produces. The node reads it to its end on a
+    /// blocking thread, beside applying, and stores it; the encoding is yours, `restore` reads
+    /// it back. A state larger than memory streams (e.g. a reader over checkpoint files).
+    ///
+    /// Only called when `Config::snapshot_threshold_entries` is set; the default refuses, and
+    /// the node stops with that error.
+    async fn snapshot(&mut self) -> Result<SnapshotData, StateMachineError> {
         Err(StateMachineError::Unsupported("snapshot"))
     }
 
-    /// Replaces the whole state with a snapshot's.
-    async fn restore(&mut self, snapshot: Snapshot) -> Result<(), StateMachineError> {
-        let _ = snapshot;
+    /// Replaces the whole state with a snapshot's (one received from the leader, or the latest
+    /// on restart): afterwards the state machine holds exactly the effect of the entries up to
+    /// `meta.last_included`, and `applied_index` answers that index. Runs on a blocking thread:
+    /// reading `data` (to its end) may block. Applying waits for it.
+    async fn restore(
+        &mut self,
+        meta: &SnapshotMeta,
+        data: SnapshotData,
+    ) -> Result<(), StateMachineError> {
+        let _ = (meta, data);
         Err(StateMachineError::Unsupported("restore"))
     }
 }

@@ -30,6 +30,8 @@ fn run_range(first: u64, count: u64) {
                 totals.crashes += report.crashes;
                 totals.committed += report.committed;
                 totals.reads_served += report.reads_served;
+                totals.snapshots_built += report.snapshots_built;
+                totals.snapshots_installed += report.snapshots_installed;
             }
             Err(failure) => panic!("{failure}"),
         }

@@ -8,21 +8,24 @@
 //! - `Reply` answers the waiting inbound RPC on its channel.
 //! - `Apply` hands the entries, and the waiting clients' channels, to the apply worker.
 //! - `Reject` answers a client with an error.
+//! - `BuildSnapshot` / `RestoreSnapshot` go to the apply worker, in order with `Apply`;
+//!   `SendSnapshotChunk` reads the chunk on a blocking thread, then sends it like `Send`.
 //! - `ReadReady` / `RejectRead` answer a waiting read with its read index (the handle then waits
 //!   for the state machine to apply it) or with `NotLeader`.
 
 use std::sync::Arc;
 
 use actix::{ActorFutureExt, AsyncContext, Context};
-use tracing::trace;
+use tracing::{trace, warn};
 
 use crate::driver::Effect;
 use crate::error::{ClientReadError, ClientWriteError, ProposeError};
-use crate::message::{Request, Response};
+use crate::message::{InstallSnapshotRequest, Request, Response};
 use crate::state_machine::StateMachine;
 use crate::types::NodeId;
 
 use super::node::{NodeActor, NodeEffect};
+use super::snapshot_io::blocking;
 use super::workers::{ApplyJob, ApplyWork};
 
 impl<SM: StateMachine> NodeActor<SM> {
@@ -50,6 +53,22 @@ impl<SM: StateMachine> NodeActor<SM> {
             }
             Effect::Reject { client, error } => drop(client.send(Err(client_error(error)))),
             Effect::ReadReady { reader, read_index } => drop(reader.send(Ok(read_index))),
+            Effect::BuildSnapshot {
+                last_included,
+                membership,
+            } => {
+                let build = ApplyWork::Build {
+                    last_included,
+                    membership,
+                };
+                let _ = self.apply_tx.send(build);
+            }
+            Effect::RestoreSnapshot { meta } => {
+                let _ = self.apply_tx.send(ApplyWork::Restore(meta));
+            }
+            Effect::SendSnapshotChunk { to, request, len } => {
+                self.send_snapshot_chunk(to, request, len, ctx);
+            }
             Effect::RejectRead { reader, error } => {
                 let leader = match error {
                     ProposeError::NotLeader { leader } | ProposeError::Dropped { leader } => leader,
@@ -59,11 +78,51 @@ impl<SM: StateMachine> NodeActor<SM> {
         }
     }
 
+    /// Reads a chunk of the snapshot on a blocking thread, then sends it; nothing is sent if the
+    /// snapshot was replaced meanwhile (the core times the chunk out).
+    fn send_snapshot_chunk(
+        &mut self,
+        to: NodeId,
+        mut request: InstallSnapshotRequest,
+        len: u64,
+        ctx: &mut Context<Self>,
+    ) {
+        let (request_meta_id, offset) = (request.meta.last_included, request.offset);
+        let sending = Arc::clone(&self.sending);
+        let read = blocking(move || sending.read(to, &request_meta_id, offset, len));
+        let request = async move {
+            match read.await {
+                Ok(Some(data)) => {
+                    request.data = data;
+                    Some(Request::InstallSnapshot(request))
+                }
+                Ok(None) => None,
+                Err(error) => {
+                    warn!(%to, %error, "reading a snapshot chunk failed; not sent");
+                    None
+                }
+            }
+        };
+        self.spawn_rpc(to, request, ctx);
+    }
+
     /// Sends one RPC; its response (if any arrives in time) goes to the executor.
     fn send_rpc(&mut self, to: NodeId, request: Request, ctx: &mut Context<Self>) {
+        self.spawn_rpc(to, std::future::ready(Some(request)), ctx);
+    }
+
+    /// Sends the request `request` resolves to (if any) with a timeout; a response goes to the
+    /// executor, a failure is a lost message.
+    fn spawn_rpc(
+        &mut self,
+        to: NodeId,
+        request: impl std::future::Future<Output = Option<Request>> + 'static,
+        ctx: &mut Context<Self>,
+    ) {
         let network = Arc::clone(&self.network);
         let timeout = self.config.rpc_timeout;
         let call = async move {
+            let request = request.await?;
             let call = async {
                 match request {
                     Request::AppendEntries(req) => network
@@ -80,17 +139,17 @@ impl<SM: StateMachine> NodeActor<SM> {
                         .map(Response::InstallSnapshot),
                 }
             };
-            tokio::time::timeout(timeout, call).await
+            Some(tokio::time::timeout(timeout, call).await)
         };
         let on_response =
             actix::fut::wrap_future::<_, Self>(call).map(move |result, actor, ctx| match result {
-                Ok(Ok(response)) if !actor.stopping => {
+                Some(Ok(Ok(response))) if !actor.stopping => {
                     let _guard = actor.span.clone().entered();
                     let effects = actor.executor.response(to, response);
                     actor.run(effects, ctx);
                 }
-                Ok(Err(error)) => trace!(%to, %error, "RPC failed"),
-                Err(_) => trace!(%to, "RPC timed out"),
+                Some(Ok(Err(error))) => trace!(%to, %error, "RPC failed"),
+                Some(Err(_)) => trace!(%to, "RPC timed out"),
                 _ => {}
             });
         ctx.spawn(on_response);

@@ -7,7 +7,7 @@ use crate::core::ReadMode;
 use crate::error::{ClientReadError, ClientWriteError, Fatal};
 use crate::message::{Request, Response};
 use crate::storage::StorageError;
-use crate::types::{LogId, LogIndex, NodeId};
+use crate::types::{LogId, LogIndex, NodeId, SnapshotMeta};
 
 /// A client write from the handle: the serialized command and where to send the answer.
 pub(crate) struct ClientWrite<R> {
@@ -55,6 +55,8 @@ pub(crate) enum StorageDone {
     HardStateSaved,
     /// `appends` queued appends are durable, the last ending at `up_to`.
     LogPersisted { up_to: LogId, appends: u64 },
+    /// A received snapshot is durable and the log reset to end at it.
+    SnapshotInstalled(LogId),
     /// Storage failed: the node must stop.
     Failed(StorageError),
 }
@@ -65,6 +67,8 @@ pub(crate) enum StorageDone {
 pub(crate) enum ApplyDone {
     /// Everything up to this index is applied.
     Applied(LogIndex),
+    /// A snapshot this node built is durable.
+    SnapshotBuilt(SnapshotMeta),
     /// The state machine failed: the node must stop.
     Failed(Fatal),
 }

@@ -16,13 +16,16 @@
 //! and one future per outgoing RPC — and every completion comes back as a message. No protocol
 //! state lives across an `.await`: the workers own only the storage and the state machine.
 //! Stale completions need no cancellation: the core recognises them by log id and term.
+//! Snapshot bytes move on blocking threads beside all of this (`snapshot_io.rs`).
 
 mod driver;
 mod messages;
 mod node;
+mod snapshot_io;
 mod workers;
 
 pub(crate) use messages::{ClientRead, ClientWrite, Inbound, RunRead, Shutdown};
 pub use node::NodeActor;
 pub(crate) use node::{metrics_of, NodeParts, Worker};
+pub(crate) use snapshot_io::{blocking, restore_state_machine};
 pub(crate) use workers::{run_apply, run_storage};

@@ -18,11 +18,13 @@ use crate::message::Response;
 use crate::metrics::RaftMetrics;
 use crate::network::Network;
 use crate::state_machine::StateMachine;
+use crate::storage::SnapshotStorage;
 use crate::types::LogIndex;
 
 use super::messages::{
     ApplyDone, ClientRead, ClientWrite, Inbound, RunRead, Shutdown, StorageDone,
 };
+use super::snapshot_io::SnapshotSends;
 use super::workers::ApplyWork;
 
 /// A boxed IO worker, started with the actor and stopped with it.
@@ -53,6 +55,8 @@ pub struct NodeActor<SM: StateMachine> {
     pub(super) network: Arc<dyn Network>,
     pub(super) storage_tx: mpsc::UnboundedSender<StorageOp>,
     pub(super) apply_tx: mpsc::UnboundedSender<ApplyWork<SM>>,
+    /// The snapshots being sent to followers, held open for their transfers.
+    pub(super) sending: Arc<SnapshotSends>,
     workers: Option<WorkerFactory<SM>>,
     ticks: u64,
     metrics_tx: watch::Sender<RaftMetrics>,
@@ -69,6 +73,7 @@ pub(crate) struct NodeParts<SM: StateMachine> {
     pub network: Arc<dyn Network>,
     pub storage_tx: mpsc::UnboundedSender<StorageOp>,
     pub apply_tx: mpsc::UnboundedSender<ApplyWork<SM>>,
+    pub snapshots: Arc<dyn SnapshotStorage>,
     pub workers: WorkerFactory<SM>,
     pub metrics_tx: watch::Sender<RaftMetrics>,
     pub fatal: Arc<Mutex<Option<Fatal>>>,
@@ -84,6 +89,7 @@ impl<SM: StateMachine> NodeActor<SM> {
             network: parts.network,
             storage_tx: parts.storage_tx,
             apply_tx: parts.apply_tx,
+            sending: Arc::new(SnapshotSends::new(parts.snapshots)),
             workers: Some(parts.workers),
             ticks: 0,
             metrics_tx: parts.metrics_tx,
@@ -110,6 +116,8 @@ impl<SM: StateMachine> NodeActor<SM> {
                 || metrics.commit_index != core.commit_index()
                 || metrics.last_applied != core.last_applied()
                 || metrics.running != running
+                || metrics.snapshot != core.snapshot().map(|meta| meta.last_included)
+                || metrics.log_base != core.log_base()
                 || metrics.membership != *core.membership();
             if changed {
                 *metrics = metrics_of(core, running);
@@ -147,6 +155,8 @@ pub(crate) fn metrics_of(core: &Core, running: bool) -> RaftMetrics {
         commit_index: core.commit_index(),
         last_applied: core.last_applied(),
         membership: core.membership().clone(),
+        snapshot: core.snapshot().map(|meta| meta.last_included),
+        log_base: core.log_base(),
         running,
     }
 }
@@ -181,6 +191,9 @@ impl<SM: StateMachine> NodeActor<SM> {
         self.ticks += 1;
         let effects = self.executor.tick();
         self.run(effects, ctx);
+        if self.executor.core().role() != crate::core::Role::Leader {
+            self.sending.clear();
+        }
         // Forget clients that gave up (their timeout fired), so the map cannot grow without bound.
         if self.ticks % 100 == 0 {
             self.executor.retain_clients(|tx| !tx.is_closed());
@@ -255,6 +268,10 @@ impl<SM: StateMachine> Handler<StorageDone> for NodeActor<SM> {
                 let effects = self.executor.log_persisted(up_to, appends);
                 self.run(effects, ctx);
             }
+            StorageDone::SnapshotInstalled(last_included) => {
+                let effects = self.executor.snapshot_installed(last_included);
+                self.run(effects, ctx);
+            }
             StorageDone::Failed(error) => self.fail(Fatal::Storage(error), ctx),
         }
     }
@@ -268,6 +285,10 @@ impl<SM: StateMachine> Handler<ApplyDone> for NodeActor<SM> {
         match msg {
             ApplyDone::Applied(up_to) => {
                 let effects = self.executor.applied(up_to);
+                self.run(effects, ctx);
+            }
+            ApplyDone::SnapshotBuilt(meta) => {
+                let effects = self.executor.snapshot_built(meta);
                 self.run(effects, ctx);
             }
             ApplyDone::Failed(fatal) => self.fail(fatal, ctx),

@@ -34,6 +34,9 @@ pub struct SnapshotTransfer {
     pub offset: u64,
     /// The leader tick at which the unanswered chunk at `offset` was sent, if one is in flight.
     pub sent_at_tick: Option<u64>,
+    /// Chunks in a row that went unanswered: after a few, the transfer moves to the latest
+    /// snapshot (the driver may no longer hold this one).
+    pub timeouts: u32,
 }
 
 /// One AppendEntries message sent and not yet acknowledged.
@@ -93,6 +96,7 @@ impl Progress {
             meta,
             offset: 0,
             sent_at_tick: None,
+            timeouts: 0,
         });
     }
 

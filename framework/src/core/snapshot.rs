@@ -42,8 +42,10 @@
 //!   after a lost chunk, a dropped connection, a follower restart (its partial snapshot is
 //!   volatile) or a new leader, the next answer says where to resume, and the leader continues
 //!   there. A chunk unanswered for `snapshot_chunk_timeout_ticks` is sent again at the next
-//!   heartbeat — then from the leader's latest snapshot if a newer one replaced it (the driver
-//!   may have dropped the old one).
+//!   heartbeat, of the same snapshot: the driver keeps a snapshot under transfer readable after
+//!   a newer one replaced it, so a leader that compacts faster than a slow follower downloads
+//!   cannot starve it (the simulator found this). Only after three unanswered chunks in a row
+//!   does the transfer move to the latest snapshot (the driver may have lost the old one).
 //! - A transfer is identified by (term, leader, last included id): a follower never mixes bytes
 //!   of two snapshots, and starts over at offset 0 for a new one.
 //! - **Stale or conflicting snapshots are refused safely.** A snapshot at or below the follower's
@@ -76,6 +78,9 @@ use super::io::Action;
 use super::node::{AckTo, Core, PendingAck, RoleState};
 use super::progress::ProgressState;
 
+/// Unanswered chunks in a row after which a transfer moves to the leader's latest snapshot.
+pub(super) const SWITCH_AFTER_TIMEOUTS: u32 = 3;
+
 /// A follower's record of the snapshot it is receiving.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct IncomingSnapshot {
@@ -91,7 +96,9 @@ impl Core {
     /// Asks for a snapshot once enough entries were handed to the state machine since the last.
     pub(super) fn maybe_build_snapshot(&mut self) {
         let threshold = self.config.snapshot_threshold_entries;
-        if threshold == 0 || self.building_snapshot {
+        // NB: never while a received snapshot is being installed: the driver may drop the
+        // apply-stream work queued behind an install that a newer install supersedes.
+        if threshold == 0 || self.building_snapshot || self.installing.is_some() {
             return;
         }
         let applying = self.log.applying();
@@ -229,8 +236,10 @@ impl Core {
     }
 
     /// A heartbeat for a follower being sent a snapshot: the chunk in flight is sent again if
-    /// unanswered for `snapshot_chunk_timeout_ticks`, from the latest snapshot if a newer one
-    /// replaced the one under way.
+    /// unanswered for `snapshot_chunk_timeout_ticks`. The transfer keeps its snapshot (the
+    /// driver holds a snapshot under transfer readable even once a newer one replaced it, so a
+    /// leader compacting faster than a slow follower downloads cannot starve it); only after
+    /// [`SWITCH_AFTER_TIMEOUTS`] unanswered chunks in a row does it move to the latest snapshot.
     pub(super) fn retry_snapshot_chunk(&mut self, peer: NodeId) {
         let timeout = self.config.snapshot_chunk_timeout_ticks;
         let now_tick = self.now_tick;
@@ -248,9 +257,11 @@ impl Core {
             return;
         }
         transfer.sent_at_tick = None;
-        if let Some(latest) =
-            latest.filter(|latest| latest.last_included != transfer.meta.last_included)
-        {
+        transfer.timeouts += 1;
+        if let Some(latest) = latest.filter(|latest| {
+            latest.last_included != transfer.meta.last_included
+                && transfer.timeouts >= SWITCH_AFTER_TIMEOUTS
+        }) {
             progress.become_snapshot(latest);
         }
         self.send_snapshot_chunk(peer);
@@ -298,6 +309,7 @@ impl Core {
                 if answers_chunk {
                     transfer.offset = next_offset;
                     transfer.sent_at_tick = None;
+                    transfer.timeouts = 0;
                     self.send_snapshot_chunk(from);
                 }
             }

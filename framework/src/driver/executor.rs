@@ -6,8 +6,9 @@ use std::sync::Arc;
 
 use crate::core::{Action, Core, Input, Proposal, ReadMode, Role};
 use crate::error::ProposeError;
-use crate::message::{Request, Response};
-use crate::types::{Entry, LogId, LogIndex, NodeId, RequestId, RpcId};
+use crate::membership::Membership;
+use crate::message::{InstallSnapshotRequest, Request, Response};
+use crate::types::{Entry, LogId, LogIndex, NodeId, RequestId, RpcId, SnapshotMeta};
 
 use super::storage_op::StorageOp;
 
@@ -61,6 +62,33 @@ pub enum Effect<R, C, Q = C> {
         /// Why.
         error: ProposeError,
     },
+    /// On the apply stream, after the `Apply`s before it: take the state machine's image (it
+    /// holds exactly the entries up to `last_included`), store it durably as the latest snapshot
+    /// beside applying (applying goes on meanwhile), then report [`Executor::snapshot_built`].
+    BuildSnapshot {
+        /// The last entry the image includes.
+        last_included: LogId,
+        /// The configuration in effect there.
+        membership: Membership,
+    },
+    /// On the apply stream: replace the state machine's state with the latest snapshot's (it is
+    /// durable: the executor held this back until then), then report [`Executor::applied`] up to
+    /// `meta.last_included.index`.
+    RestoreSnapshot {
+        /// The snapshot to restore.
+        meta: SnapshotMeta,
+    },
+    /// Read `len` bytes of the snapshot `request.meta.last_included` at `request.offset` into
+    /// `request.data` and send the request to `to`, like [`Effect::Send`]. If that snapshot is
+    /// no longer held, send nothing (the core times the chunk out and moves on).
+    SendSnapshotChunk {
+        /// The destination.
+        to: NodeId,
+        /// The request, complete but for its data.
+        request: InstallSnapshotRequest,
+        /// How many bytes to read.
+        len: u64,
+    },
 }
 
 /// A node's core and the bookkeeping that executes its actions. `R` is how an inbound RPC is
@@ -85,6 +113,12 @@ pub struct Executor<R, C, Q = C> {
     deferred: VecDeque<Action>,
     /// A `SaveHardState` was handed to storage and is not yet durable.
     hard_state_in_flight: bool,
+    /// Snapshot installs handed to storage and not yet durable.
+    installs_in_flight: u64,
+    /// Apply-stream actions (the `RestoreSnapshot` after an install, and whatever follows it)
+    /// held until every install before them is durable: a state machine never holds a snapshot
+    /// that a crash could take back.
+    held_apply: VecDeque<Action>,
     next_rpc: u64,
     next_request: u64,
     /// Effects produced by the current call.
@@ -105,6 +139,8 @@ impl<R, C, Q> Executor<R, C, Q> {
             appends_in_flight: 0,
             deferred: VecDeque::new(),
             hard_state_in_flight: false,
+            installs_in_flight: 0,
+            held_apply: VecDeque::new(),
             next_rpc: 1,
             next_request: 1,
             effects: Vec::new(),
@@ -190,12 +226,42 @@ impl<R, C, Q> Executor<R, C, Q> {
         self.take_effects()
     }
 
+    /// The snapshot asked for with [`Effect::BuildSnapshot`] is durable.
+    pub fn snapshot_built(&mut self, meta: SnapshotMeta) -> Vec<Effect<R, C, Q>> {
+        self.step(Input::SnapshotBuilt { meta });
+        self.take_effects()
+    }
+
+    /// Storage completed a [`StorageOp::InstallSnapshot`]: the snapshot is durable and the log
+    /// reset. The restore held behind it goes to the apply stream.
+    pub fn snapshot_installed(&mut self, last_included: LogId) -> Vec<Effect<R, C, Q>> {
+        self.installs_in_flight = self.installs_in_flight.saturating_sub(1);
+        if self.installs_in_flight == 0 {
+            let mut held = std::mem::take(&mut self.held_apply);
+            // Two installs completed back to back: only the latest snapshot is still held by
+            // storage, and restoring it supersedes everything queued before it (the core builds
+            // no snapshot while installing, so only restores and applies are dropped).
+            let last_restore = held
+                .iter()
+                .rposition(|action| matches!(action, Action::RestoreSnapshot { .. }));
+            if let Some(last_restore) = last_restore {
+                held.drain(..last_restore);
+            }
+            for action in held {
+                self.execute_one(action);
+            }
+        }
+        self.step(Input::SnapshotInstalled { last_included });
+        self.take_effects()
+    }
+
     /// The node stops: forgets waiting RPCs and buffered writes, and returns every waiting
     /// client for the embedding to answer.
     pub fn shut_down(&mut self) -> Vec<C> {
         self.pending_rpcs.clear();
         self.proposal_buffer.clear();
         self.deferred.clear();
+        self.held_apply.clear();
         std::mem::take(&mut self.pending_clients)
             .into_values()
             .collect()
@@ -246,6 +312,14 @@ impl<R, C, Q> Executor<R, C, Q> {
     }
 
     fn execute_one(&mut self, action: Action) {
+        let apply_stream = matches!(
+            action,
+            Action::Apply { .. } | Action::BuildSnapshot { .. } | Action::RestoreSnapshot { .. }
+        );
+        if apply_stream && self.installs_in_flight > 0 {
+            self.held_apply.push_back(action);
+            return;
+        }
         match action {
             Action::SaveHardState(hard_state) => {
                 self.hard_state_in_flight = true;
@@ -293,20 +367,32 @@ impl<R, C, Q> Executor<R, C, Q> {
                     self.effects.push(Effect::RejectRead { reader, error });
                 }
             }
-            // NB: log compaction is executed only by the core's testkit so far; the core emits
-            // these only with `snapshot_threshold_entries` set, or when a peer that set it sends
-            // a snapshot. Wiring them to storage, the state machine and the network is issue 6,
-            // phase 2.
-            Action::BuildSnapshot { .. }
-            | Action::PurgeLog { .. }
-            | Action::SendSnapshotChunk { .. }
-            | Action::ReceiveSnapshotChunk { .. }
-            | Action::InstallSnapshot { .. }
-            | Action::RestoreSnapshot { .. } => {
-                tracing::warn!(
-                    ?action,
-                    "snapshot action not executed: compaction is not wired into the executor yet"
-                );
+            Action::BuildSnapshot {
+                last_included,
+                membership,
+            } => self.effects.push(Effect::BuildSnapshot {
+                last_included,
+                membership,
+            }),
+            Action::RestoreSnapshot { meta } => self.effects.push(Effect::RestoreSnapshot { meta }),
+            Action::PurgeLog { up_to } => self
+                .effects
+                .push(Effect::Storage(StorageOp::Purge(up_to.index))),
+            Action::SendSnapshotChunk { to, request, len } => {
+                self.effects
+                    .push(Effect::SendSnapshotChunk { to, request, len });
+            }
+            Action::ReceiveSnapshotChunk { meta, offset, data } => {
+                self.effects.push(Effect::Storage(StorageOp::SnapshotChunk {
+                    meta,
+                    offset,
+                    data,
+                }))
+            }
+            Action::InstallSnapshot { meta } => {
+                self.installs_in_flight += 1;
+                self.effects
+                    .push(Effect::Storage(StorageOp::InstallSnapshot(meta)));
             }
         }
     }

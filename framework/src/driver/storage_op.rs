@@ -2,7 +2,7 @@
 //! consecutive appends.
 
 use crate::core::HardState;
-use crate::types::{Entry, LogIndex};
+use crate::types::{Entry, LogIndex, SnapshotMeta};
 
 /// A storage write. A storage worker performs them strictly in the order received.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -14,6 +14,23 @@ pub enum StorageOp {
     Truncate(LogIndex),
     /// Append these entries; report [`crate::driver::Executor::log_persisted`] when durable.
     Append(Vec<Entry>),
+    /// Purge entries up to and including this index (a durable snapshot covers them). Reported
+    /// by nothing.
+    Purge(LogIndex),
+    /// Write a chunk of the snapshot being received into the partial snapshot (offset 0 starts
+    /// a new one). Reported by nothing: it is volatile until installed.
+    SnapshotChunk {
+        /// The snapshot the chunk belongs to.
+        meta: SnapshotMeta,
+        /// Where the chunk goes.
+        offset: u64,
+        /// The bytes.
+        data: Vec<u8>,
+    },
+    /// Make the completely received snapshot durable as the latest, then reset the log to an
+    /// empty one based at its last included entry; report
+    /// [`crate::driver::Executor::snapshot_installed`].
+    InstallSnapshot(SnapshotMeta),
 }
 
 /// Merges runs of consecutive appends that queued up while the previous write ran into one write

@@ -25,7 +25,7 @@ use crate::types::{Entry, LogId, LogIndex};
 
 pub use memory::MemStorage;
 pub use snapshot_store::{SnapshotMeta, SnapshotReader, SnapshotStore};
-pub use snapshots::{MemSnapshots, SnapshotData, SnapshotStorage};
+pub use snapshots::{MemSnapshots, SnapshotChunks, SnapshotData, SnapshotStorage};
 #[cfg(feature = "testing")]
 pub use wal::FaultInjector;
 pub use wal::{WalOptions, WalStats, WalStorage};

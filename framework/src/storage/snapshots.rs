@@ -6,7 +6,7 @@
 //! latest only when complete:
 //!
 //! ```text
-//!  state machine image ──save──► latest ──read_chunk──► InstallSnapshot chunks ──► peer
+//!  state machine image ──save──► latest ──open_chunks──► InstallSnapshot chunks ──► peer
 //!                                  ▲ └────open──► restore into the state machine (restart)
 //!  chunks from the leader ──write_partial──► partial ──install_partial──┘
 //! ```
@@ -44,14 +44,15 @@ pub trait SnapshotStorage: Send + Sync + 'static {
         data: &mut dyn Read,
     ) -> Result<SnapshotMeta, StorageError>;
 
-    /// Up to `len` bytes of the data of the snapshot ending at `last_included`, from `offset`.
-    /// `Ok(None)` if that snapshot is no longer held (a newer one replaced it).
-    fn read_chunk(
+    /// A handle on the data of the snapshot ending at `last_included`, for sending it in
+    /// chunks; `Ok(None)` if that snapshot is no longer held. The data stays readable through
+    /// the handle while it is held, even after a newer snapshot replaced it (a store may not
+    /// free the space until then): a leader that compacts faster than a slow follower
+    /// downloads must not restart the follower's transfer with every new snapshot.
+    fn open_chunks(
         &self,
         last_included: LogId,
-        offset: u64,
-        len: u64,
-    ) -> Result<Option<Vec<u8>>, StorageError>;
+    ) -> Result<Option<Arc<dyn SnapshotChunks>>, StorageError>;
 
     /// The data of the snapshot `meta` describes, streamed; `Ok(None)` if it is no longer held.
     fn open(&self, meta: &SnapshotMeta) -> Result<Option<SnapshotData>, StorageError>;
@@ -69,6 +70,12 @@ pub trait SnapshotStorage: Send + Sync + 'static {
     /// Makes the complete partial snapshot `meta` durable as the latest (`Invalid` if no partial
     /// snapshot of `meta` holds exactly `meta.size_bytes` bytes).
     fn install_partial(&self, meta: &SnapshotMeta) -> Result<(), StorageError>;
+}
+
+/// Random access to one snapshot's data, from [`SnapshotStorage::open_chunks`].
+pub trait SnapshotChunks: Send + Sync + 'static {
+    /// Up to `len` bytes from `offset` (fewer at the end, none past it).
+    fn read_at(&self, offset: u64, len: u64) -> Result<Vec<u8>, StorageError>;
 }
 // ANCHOR_END: snapshot_storage
 
@@ -141,23 +148,18 @@ impl SnapshotStorage for MemSnapshots {
         Ok(meta)
     }
 
-    fn read_chunk(
+    fn open_chunks(
         &self,
         last_included: LogId,
-        offset: u64,
-        len: u64,
-    ) -> Result<Option<Vec<u8>>, StorageError> {
+    ) -> Result<Option<Arc<dyn SnapshotChunks>>, StorageError> {
         let inner = self.lock();
-        let Some((meta, data)) = inner.latest.as_ref() else {
-            return Ok(None);
-        };
-        if meta.last_included != last_included {
-            return Ok(None);
-        }
-        let start = usize::try_from(offset.min(meta.size_bytes)).unwrap_or(data.len());
-        let end =
-            usize::try_from(offset.saturating_add(len).min(meta.size_bytes)).unwrap_or(data.len());
-        Ok(Some(data[start..end].to_vec()))
+        let held = inner
+            .latest
+            .as_ref()
+            .filter(|(meta, _)| meta.last_included == last_included);
+        Ok(held.map(|(_, data)| -> Arc<dyn SnapshotChunks> {
+            Arc::new(SharedBytes(Arc::clone(data), 0))
+        }))
     }
 
     fn open(&self, meta: &SnapshotMeta) -> Result<Option<SnapshotData>, StorageError> {
@@ -211,6 +213,15 @@ impl SnapshotStorage for MemSnapshots {
 
 /// Reads shared bytes from a position.
 struct SharedBytes(Arc<[u8]>, usize);
+
+impl SnapshotChunks for SharedBytes {
+    fn read_at(&self, offset: u64, len: u64) -> Result<Vec<u8>, StorageError> {
+        let size = self.0.len();
+        let start = usize::try_from(offset).map_or(size, |offset| offset.min(size));
+        let end = usize::try_from(offset.saturating_add(len)).map_or(size, |end| end.min(size));
+        Ok(self.0[start..end.max(start)].to_vec())
+    }
+}
 
 impl Read for SharedBytes {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {

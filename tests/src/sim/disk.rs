@@ -1,12 +1,17 @@
 //! A simulated disk: what a node's storage worker does, with writes that become durable only when
 //! their (simulated) fsync completes. A crash loses the writes still in flight — except that a
-//! random prefix of them may have reached the platter anyway, as on a real disk.
+//! random prefix of them may have reached the platter anyway, as on a real disk — and the
+//! partial snapshot being received (it is volatile until installed).
+//!
+//! The log starts after `base` (a purge or a received snapshot moved it); the latest durable
+//! snapshot sits beside it.
 
 use std::collections::VecDeque;
 
 use raftor::core::HardState;
 use raftor::driver::{merge_appends, StorageOp};
-use raftor::{Entry, LogId};
+use raftor::types::SnapshotMeta;
+use raftor::{Entry, LogId, LogIndex};
 
 use crate::rng::TestRng;
 
@@ -22,6 +27,8 @@ pub enum DiskDone {
         /// How many appends the write stood for.
         appends: u64,
     },
+    /// A received snapshot is durable and the log reset to end at it.
+    SnapshotInstalled(LogId),
 }
 
 /// One node's disk. The durable part survives crashes.
@@ -29,8 +36,14 @@ pub enum DiskDone {
 pub struct Disk {
     /// Durable term and vote.
     pub hard_state: HardState,
-    /// Durable log, from index 1.
+    /// Durable log, from `base + 1`.
     pub log: Vec<Entry>,
+    /// The entry before the log's first: purged, or the last one a received snapshot covers.
+    pub base: LogId,
+    /// The latest durable snapshot: its metadata and data.
+    pub snapshot: Option<(SnapshotMeta, Vec<u8>)>,
+    /// The snapshot being received (volatile).
+    pub partial: Option<(SnapshotMeta, Vec<u8>)>,
     /// Writes handed to the storage worker and not started yet.
     queue: VecDeque<StorageOp>,
     /// The batch being written: merged ops, the front one completing next.
@@ -48,6 +61,40 @@ impl Disk {
             log,
             ..Disk::default()
         }
+    }
+
+    /// The last durable entry's id (the base if the log is empty).
+    pub fn last_log_id(&self) -> LogId {
+        self.log.last().map_or(self.base, |entry| entry.log_id)
+    }
+
+    /// Whether `entry` is durable here: in the log, or covered by the durable snapshot (which
+    /// only ever covers committed entries, and `entry` is one).
+    pub fn holds(&self, entry: &Entry) -> bool {
+        let index = entry.log_id.index;
+        if index <= self.base.index {
+            return self
+                .snapshot
+                .as_ref()
+                .is_some_and(|(meta, _)| meta.last_included.index >= index);
+        }
+        self.log.get(self.position(index)) == Some(entry)
+    }
+
+    /// Stores a snapshot this node built, unless a newer one is already there.
+    pub fn save_snapshot(&mut self, meta: SnapshotMeta, data: Vec<u8>) {
+        let newer_held = self
+            .snapshot
+            .as_ref()
+            .is_some_and(|(held, _)| held.last_included.index > meta.last_included.index);
+        if !newer_held {
+            self.snapshot = Some((meta, data));
+        }
+    }
+
+    /// Where `index` sits in `log`.
+    fn position(&self, index: LogIndex) -> usize {
+        index.0.saturating_sub(self.base.index.0 + 1) as usize
     }
 
     /// Hands a write to the storage worker.
@@ -79,7 +126,10 @@ impl Disk {
         let (op, appends) = self.batch.pop_front()?;
         let done = match &op {
             StorageOp::SaveHardState(_) => Some(DiskDone::HardStateSaved),
-            StorageOp::Truncate(_) => None,
+            StorageOp::Truncate(_) | StorageOp::Purge(_) | StorageOp::SnapshotChunk { .. } => None,
+            StorageOp::InstallSnapshot(meta) => {
+                Some(DiskDone::SnapshotInstalled(meta.last_included))
+            }
             StorageOp::Append(entries) => entries.last().map(|entry| DiskDone::LogPersisted {
                 up_to: entry.log_id,
                 appends,
@@ -96,6 +146,7 @@ impl Disk {
         pending.extend(self.queue.drain(..));
         self.busy = false;
         if pending.is_empty() || rng.per_mille(500) {
+            self.partial = None;
             return;
         }
         let survivors = rng.below(pending.len() as u64 + 1) as usize;
@@ -110,24 +161,76 @@ impl Disk {
             };
             self.make_durable(op);
         }
+        // A partial snapshot is volatile: only an install that reached the disk keeps it.
+        self.partial = None;
     }
 
     fn make_durable(&mut self, op: StorageOp) {
         match op {
             StorageOp::SaveHardState(hard_state) => self.hard_state = hard_state,
-            StorageOp::Truncate(from) => self.log.truncate(from.0.saturating_sub(1) as usize),
+            StorageOp::Truncate(from) => {
+                assert!(
+                    from > self.base.index,
+                    "truncate from {from} at or below the base"
+                );
+                let keep = self.position(from);
+                self.log.truncate(keep);
+            }
             StorageOp::Append(entries) => {
                 if let Some(first) = entries.first() {
                     assert_eq!(
-                        first.log_id.index.0,
-                        self.log.len() as u64 + 1,
-                        "storage ops out of order: append at {} onto a log of {}",
+                        first.log_id.index,
+                        self.last_log_id().index.next(),
+                        "storage ops out of order: append at {} onto a log ending at {}",
                         first.log_id,
-                        self.log.len()
+                        self.last_log_id()
                     );
                 }
                 self.log.extend(entries);
             }
+            StorageOp::Purge(up_to) => self.purge(up_to),
+            StorageOp::SnapshotChunk { meta, offset, data } => {
+                self.write_partial(meta, offset, data)
+            }
+            StorageOp::InstallSnapshot(meta) => self.install(meta),
         }
+    }
+
+    fn purge(&mut self, up_to: LogIndex) {
+        let up_to = up_to.min(self.last_log_id().index);
+        if up_to <= self.base.index {
+            return;
+        }
+        let drop = self.position(up_to) + 1;
+        self.base = self.log[drop - 1].log_id;
+        self.log.drain(..drop);
+    }
+
+    fn write_partial(&mut self, meta: SnapshotMeta, offset: u64, data: Vec<u8>) {
+        if offset == 0 {
+            self.partial = Some((meta.clone(), Vec::new()));
+        }
+        let Some((partial, bytes)) = self.partial.as_mut() else {
+            panic!("snapshot chunk at {offset} with no partial snapshot");
+        };
+        assert!(
+            *partial == meta && bytes.len() as u64 == offset,
+            "snapshot chunk at {offset} does not continue the partial snapshot"
+        );
+        bytes.extend(data);
+    }
+
+    fn install(&mut self, meta: SnapshotMeta) {
+        let Some((partial, bytes)) = self.partial.take() else {
+            panic!("installing {} with no partial snapshot", meta.last_included);
+        };
+        assert!(
+            partial == meta && bytes.len() as u64 == meta.size_bytes,
+            "installing {} from an incomplete partial snapshot",
+            meta.last_included
+        );
+        self.base = meta.last_included;
+        self.log.clear();
+        self.snapshot = Some((meta, bytes));
     }
 }

@@ -75,6 +75,16 @@ pub struct KvStore {
 }
 
 impl KvStore {
+    /// A store holding these values (restored from a snapshot).
+    pub fn from_values(values: BTreeMap<u8, u64>) -> KvStore {
+        KvStore { values }
+    }
+
+    /// Its values (for a snapshot).
+    pub fn values(&self) -> &BTreeMap<u8, u64> {
+        &self.values
+    }
+
     /// Applies one command.
     pub fn apply(&mut self, command: &KvCommand) -> KvResponse {
         let key = command.key();

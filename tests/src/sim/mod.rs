@@ -42,17 +42,22 @@
 //! (the core confirms the read, the node answers from its state machine once it has applied the
 //! read index, as `Raft::read` does); both kinds go into the one history the checker judges.
 //!
-//! Not simulated yet (hooks to add when the features land): snapshots and log compaction,
-//! membership changes, lease reads.
+//! Log compaction: in half the seeds (unless `Options::compaction` is off) nodes snapshot every
+//! few entries, keep a short tail, and send snapshots in small chunks, so followers that fall
+//! behind (crashed, partitioned) catch up through InstallSnapshot; the disk keeps the latest
+//! snapshot across crashes and loses a partial one (`snapshots.rs`).
+//!
+//! Not simulated yet (hooks to add when the features land): membership changes, lease reads.
 //!
 //! Files: `world.rs` (nodes, event loop, effects), `runner.rs` (a run: faults, clients, checks),
-//! `disk.rs`, `network.rs`, `client.rs`, `kv.rs`.
+//! `disk.rs`, `network.rs`, `client.rs`, `kv.rs`, `snapshots.rs`.
 
 mod client;
 mod disk;
 mod kv;
 mod network;
 mod runner;
+mod snapshots;
 mod world;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -88,6 +93,9 @@ pub struct Options {
     /// the protocol-level checks (invariants, linearizability) remain: the broken-variant test
     /// turns it off to show those catch a durability bug too.
     pub check_durability: bool,
+    /// Let half the seeds compact their logs and send snapshots (drawn from the seed). Off, no
+    /// seed does: regression seeds replay the runs they were found in.
+    pub compaction: bool,
 }
 
 impl Default for Options {
@@ -100,6 +108,7 @@ impl Default for Options {
             clients: 3,
             search_budget: 5_000_000,
             check_durability: true,
+            compaction: true,
         }
     }
 }
@@ -125,6 +134,10 @@ pub struct RunReport {
     pub committed: u64,
     /// Gets answered through ReadIndex (not through the log).
     pub reads_served: u64,
+    /// Snapshots built (durable) by any node.
+    pub snapshots_built: u64,
+    /// Snapshots received from a leader and installed.
+    pub snapshots_installed: u64,
 }
 
 /// A failed run: its seed, what broke, and how to replay it.

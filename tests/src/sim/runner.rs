@@ -41,7 +41,7 @@ impl Simulation {
     pub fn new(seed: u64, options: &Options) -> Simulation {
         let mut rng = crate::rng::TestRng::new(seed ^ 0xC0FF_EE00);
         let size = if rng.per_mille(600) { 3 } else { 5 };
-        let config = raftor::Config {
+        let mut config = raftor::Config {
             pre_vote: rng.per_mille(800),
             check_quorum: rng.per_mille(800),
             max_entries_per_message: [1, 4, 64][rng.below(3) as usize],
@@ -49,6 +49,13 @@ impl Simulation {
             client_timeout: std::time::Duration::from_secs(1),
             ..raftor::Config::default()
         };
+        if options.compaction && rng.per_mille(500) {
+            // Snapshot often, keep a short tail, and send in small chunks: followers that fall
+            // behind catch up through InstallSnapshot, in several chunks.
+            config.snapshot_threshold_entries = [5, 20, 60][rng.below(3) as usize];
+            config.snapshot_keep_tail_entries = [0, 3, 30][rng.below(3) as usize];
+            config.snapshot_chunk_bytes = [64, 512, 1 << 20][rng.below(3) as usize];
+        }
         let mut world = World::new(seed, size, options.clients, config, options.bugs);
         if options.trace {
             world.trace = Some(Vec::new());
@@ -109,6 +116,9 @@ impl Simulation {
                     self.world.with_executor(id, |e| e.applied(up_to));
                 }
             }
+            Event::SnapshotSaved(id, incarnation, meta, data) => {
+                self.world.snapshot_saved(id, incarnation, meta, data)
+            }
             Event::Restart(id) => self.world.restart(id),
             Event::ClientWake(client) => self.client_wake(client),
             Event::ClientTimeout(client, op) => self.client_timeout(client, op),
@@ -147,12 +157,11 @@ impl Simulation {
         let Some(last) = committed.last().filter(|_| self.options.check_durability) else {
             return Ok(());
         };
-        let position = committed.len() - 1;
         let holders = self
             .world
             .nodes
             .values()
-            .filter(|node| node.disk.log.get(position) == Some(last))
+            .filter(|node| node.disk.holds(last))
             .count();
         let size = self.world.nodes.len();
         if holders * 2 <= size {
@@ -171,9 +180,13 @@ impl Simulation {
             return false;
         };
         let core = self.world.nodes[&leader].core().expect("a leader is up");
+        let position = core
+            .commit_index()
+            .0
+            .saturating_sub(core.log_base().index.0 + 1);
         let committed_own_term = core
             .entries()
-            .get(core.commit_index().0.saturating_sub(1) as usize)
+            .get(position as usize)
             .is_some_and(|entry| entry.log_id.term == core.term());
         let served = self
             .history
@@ -268,6 +281,8 @@ impl Simulation {
             crashes: self.world.crashes,
             committed: self.checker.committed().len() as u64,
             reads_served: self.world.reads_served,
+            snapshots_built: self.world.snapshots_built,
+            snapshots_installed: self.world.snapshots_installed,
         }
     }
 

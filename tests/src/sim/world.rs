@@ -7,6 +7,7 @@ use std::sync::Arc;
 use raftor::core::{Core, InjectedBugs, ReadMode, Recovered, Role};
 use raftor::driver::{Effect, Executor};
 use raftor::message::{AppendEntriesResponse, AppendOutcome, Request, Response};
+use raftor::types::SnapshotMeta;
 use raftor::{codec, Config, Entry, EntryPayload, LogIndex, NodeId};
 
 use crate::rng::TestRng;
@@ -39,6 +40,8 @@ pub enum Event {
     DiskDone(NodeId, u64),
     /// A node's state machine finished applying up to the index.
     Applied(NodeId, u64, LogIndex),
+    /// A node's snapshot build is durable (for the given incarnation).
+    SnapshotSaved(NodeId, u64, SnapshotMeta, Vec<u8>),
     /// A crashed node starts again.
     Restart(NodeId),
     /// A client issues its next operation, or retries the current one.
@@ -72,6 +75,8 @@ pub struct Node {
     pub read_keys: BTreeMap<ClientTo, u8>,
     /// Reads confirmed by the core, waiting for the state machine to reach their read index.
     pub parked_reads: Vec<(ClientTo, LogIndex)>,
+    /// The snapshot each follower is being sent, held for its transfer (volatile).
+    pub sending: BTreeMap<NodeId, (SnapshotMeta, Arc<[u8]>)>,
 }
 
 impl Node {
@@ -109,6 +114,10 @@ pub struct World {
     pub crashes: u64,
     /// Gets answered through ReadIndex.
     pub reads_served: u64,
+    /// Snapshots built (durable).
+    pub snapshots_built: u64,
+    /// Snapshots installed from a leader.
+    pub snapshots_installed: u64,
     /// Crash the leader right after it sends its next AppendEntries carrying entries.
     pub crash_leader_on_append: bool,
     /// Crash the next node that grants a (real) vote, right after the grant leaves.
@@ -140,6 +149,8 @@ impl World {
             event_count: 0,
             crashes: 0,
             reads_served: 0,
+            snapshots_built: 0,
+            snapshots_installed: 0,
             crash_leader_on_append: false,
             crash_after_vote: false,
             crash_after_ack: false,
@@ -156,6 +167,7 @@ impl World {
                 apply_free_at: 0,
                 read_keys: BTreeMap::new(),
                 parked_reads: Vec::new(),
+                sending: BTreeMap::new(),
             };
             world.nodes.insert(*id, node);
             world.start_node(*id);
@@ -207,7 +219,7 @@ impl World {
     /// A node's term, role, log and commit positions, for the trace.
     pub fn describe_node(&self, id: NodeId) -> String {
         let node = &self.nodes[&id];
-        let durable = node.disk.log.last().map(|e| e.log_id).unwrap_or_default();
+        let durable = node.disk.last_log_id();
         match node.core() {
             Some(core) => format!(
                 "| n{id} T{} {:?} last={} commit={} applied={} durable={} vote={:?}",
@@ -228,13 +240,14 @@ impl World {
         let config = self.config.clone();
         let bugs = self.bugs;
         let seed = self.seed;
+        let (applied, kv) = self.recovered_state_machine(id);
         let node = self.nodes.get_mut(&id).expect("known node");
+        let snapshot = node.disk.snapshot.as_ref().map(|(meta, _)| meta.clone());
         let recovered = Recovered {
             hard_state: node.disk.hard_state,
             log: node.disk.log.clone(),
-            last_applied: LogIndex(0),
-            // NB: the simulator does not compact yet (issue 6, phase 2).
-            snapshot: None,
+            last_applied: LogIndex(applied.len() as u64),
+            snapshot,
         };
         let node_seed = seed ^ (node.incarnation << 40) ^ 0x5151_0000;
         let max_batch = config.max_entries_per_message;
@@ -242,8 +255,8 @@ impl World {
             .unwrap_or_else(|error| panic!("node {id} cannot recover from its disk: {error}"));
         core.inject_bugs(bugs);
         node.executor = Some(Executor::new(core, max_batch));
-        node.kv = KvStore::default();
-        node.applied.clear();
+        node.kv = kv;
+        node.applied = applied;
         let incarnation = node.incarnation;
         // Nodes' tick timers run out of phase with each other.
         let phase = self.rng.below(self.tick_us());
@@ -268,6 +281,7 @@ impl World {
         node.applied.clear();
         node.read_keys.clear();
         node.parked_reads.clear();
+        node.sending.clear();
         self.crashes += 1;
         self.note(Some(id), || format!("CRASH n{id}"));
         let delay = if self.restart_at_once {
@@ -410,6 +424,14 @@ impl World {
                     result: Err(error),
                 });
             }
+            Effect::BuildSnapshot {
+                last_included,
+                membership,
+            } => self.build_snapshot(id, last_included, membership),
+            Effect::RestoreSnapshot { meta } => self.restore_snapshot(id, &meta),
+            Effect::SendSnapshotChunk { to, request, len } => {
+                self.send_snapshot_chunk(id, to, request, len)
+            }
             Effect::ReadReady { reader, read_index } => {
                 self.note(Some(id), || format!("n{id} read ready at {read_index}"));
                 let node = self.nodes.get_mut(&id).expect("known node");
@@ -460,7 +482,7 @@ impl World {
 
     /// Answers every confirmed read whose read index the node's state machine has reached, from
     /// that state machine (what `Raft::read` does on the apply worker).
-    fn serve_parked_reads(&mut self, id: NodeId) {
+    pub(super) fn serve_parked_reads(&mut self, id: NodeId) {
         let node = self.nodes.get_mut(&id).expect("known node");
         let applied = LogIndex(node.applied.len() as u64);
         let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut node.parked_reads)
@@ -525,6 +547,13 @@ impl World {
                 self.note(Some(id), || format!("n{id} log durable to {up_to}"));
                 self.with_executor(id, |e| e.log_persisted(up_to, appends));
             }
+            Some(DiskDone::SnapshotInstalled(last_included)) => {
+                self.snapshots_installed += 1;
+                self.note(Some(id), || {
+                    format!("n{id} snapshot {last_included} installed")
+                });
+                self.with_executor(id, |e| e.snapshot_installed(last_included));
+            }
             None => {}
         }
     }
@@ -536,6 +565,11 @@ impl World {
             return;
         }
         self.with_executor(id, SimExecutor::tick);
+        if let Some(node) = self.nodes.get_mut(&id) {
+            if node.core().is_some_and(|core| core.role() != Role::Leader) {
+                node.sending.clear();
+            }
+        }
         // A little jitter: real timers drift.
         let tick = self.tick_us();
         let next = tick - tick / 20 + self.rng.below(tick / 10 + 1);
