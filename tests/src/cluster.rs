@@ -153,6 +153,8 @@ impl<C: Command> TestCluster<C> {
         if let Some(raft) = raft {
             self.router.unregister(id);
             raft.shutdown().await;
+            // A snapshot being received is volatile.
+            self.storage(id).mem_snapshots().crash();
         }
     }
 

@@ -11,6 +11,10 @@ use std::marker::PhantomData;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
+use std::io::Read;
+
+use raftor::state_machine::SnapshotData;
+use raftor::types::SnapshotMeta;
 use raftor::{LogIndex, NodeId, StateMachine, StateMachineError};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -120,6 +124,29 @@ impl Ledger {
         self.lock().committed.clone()
     }
 
+    /// Node `id` restored a snapshot holding these values: its applied state is theirs now, and
+    /// they must match what was committed at each index (the lab's "snapshot index must match
+    /// the snapshot content").
+    fn restore(&self, id: NodeId, values: &BTreeMap<LogIndex, u64>) {
+        let mut state = self.lock();
+        for (index, value) in values {
+            match state.committed.get(index) {
+                Some(existing) if existing != value => {
+                    let message = format!(
+                        "snapshot restored on server {id} holds {value} at {index}, \
+                         but {existing} was committed there"
+                    );
+                    state.violation.get_or_insert(message);
+                }
+                Some(_) => {}
+                None => {
+                    state.committed.insert(*index, *value);
+                }
+            }
+        }
+        state.applied.insert(id, values.clone());
+    }
+
     fn record(&self, id: NodeId, index: LogIndex, value: u64) {
         let mut state = self.lock();
         let last = state
@@ -190,5 +217,33 @@ impl<C: Command> StateMachine for Recorder<C> {
         self.ledger.record(self.id, index, command.value());
         self.applied.insert(index, command.value());
         Ok(index)
+    }
+
+    /// The image is every value applied so far, by index (like the lab's snapshots, which hold
+    /// the whole applied log, so a restore can be checked against what was committed).
+    async fn snapshot(&mut self) -> Result<SnapshotData, StateMachineError> {
+        let bytes = raftor::codec::encode(&self.applied).map_err(StateMachineError::Io)?;
+        Ok(Box::new(std::io::Cursor::new(bytes)))
+    }
+
+    async fn restore(
+        &mut self,
+        meta: &SnapshotMeta,
+        mut data: SnapshotData,
+    ) -> Result<(), StateMachineError> {
+        let mut bytes = Vec::new();
+        data.read_to_end(&mut bytes)
+            .map_err(|e| StateMachineError::Io(e.to_string()))?;
+        let applied: BTreeMap<LogIndex, u64> =
+            raftor::codec::decode(&bytes).map_err(StateMachineError::Io)?;
+        if applied.keys().next_back().copied() > Some(meta.last_included.index) {
+            return Err(StateMachineError::Io(format!(
+                "snapshot {} holds entries beyond it",
+                meta.last_included
+            )));
+        }
+        self.ledger.restore(self.id, &applied);
+        self.applied = applied;
+        Ok(())
     }
 }

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use raftor::core::{HardState, Role};
 use raftor::{
     ClientWriteError, Config, Entry, Fatal, LogId, LogIndex, LogStorage, MemStorage, NodeId, Raft,
-    Router, StartError, StorageError, StoredState,
+    Router, StorageError, StoredState,
 };
 use raftor_tests::{Ledger, Recorder, TestCluster};
 
@@ -297,24 +297,4 @@ async fn t77_state_machine_failure_is_fatal() {
         Err(ClientWriteError::Fatal(expected))
     );
     raft.shutdown().await;
-}
-
-/// Log compaction runs in the protocol core only so far: a node asked to compact refuses to start
-/// with a clear error rather than silently never compacting.
-#[actix_rt::test]
-async fn t78_compaction_config_is_refused_until_the_node_supports_it() {
-    let router = Router::new(8);
-    let id = NodeId(1);
-    let config = Config {
-        snapshot_threshold_entries: 100,
-        ..Config::default()
-    };
-    let network = router.network(id);
-    let state_machine = Recorder::new(id, Ledger::default());
-    let started =
-        Raft::bootstrap(id, [id], config, network, MemStorage::new(), state_machine).await;
-    assert!(
-        matches!(started, Err(StartError::Unsupported(_))),
-        "compaction must be refused"
-    );
 }

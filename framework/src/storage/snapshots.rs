@@ -91,6 +91,8 @@ pub struct MemSnapshots {
 struct MemInner {
     latest: Option<(SnapshotMeta, Arc<[u8]>)>,
     partial: Option<(SnapshotMeta, Vec<u8>)>,
+    /// Snapshots received and installed (for tests).
+    installed: u64,
 }
 
 impl MemSnapshots {
@@ -109,6 +111,11 @@ impl MemSnapshots {
     /// Forgets the partial snapshot, as a crash would.
     pub fn crash(&self) {
         self.lock().partial = None;
+    }
+
+    /// How many received snapshots were installed (for tests).
+    pub fn installed(&self) -> u64 {
+        self.lock().installed
     }
 
     /// The latest snapshot's data (for tests).
@@ -198,6 +205,7 @@ impl SnapshotStorage for MemSnapshots {
         match inner.partial.take() {
             Some((partial, bytes)) if partial == *meta && bytes.len() as u64 == meta.size_bytes => {
                 inner.latest = Some((partial, Arc::from(bytes)));
+                inner.installed += 1;
                 Ok(())
             }
             other => {

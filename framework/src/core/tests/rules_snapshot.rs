@@ -625,3 +625,48 @@ fn recovery_refuses_a_state_machine_behind_its_snapshot_or_a_gap_after_it() {
         Err(RecoveryError::BrokenLog { .. })
     ));
 }
+
+#[test]
+fn a_newer_snapshot_does_not_restart_a_transfer_until_three_chunks_go_unanswered() {
+    let mut core = compacted_leader(0);
+    let first = meta(log_id(1, 5), 3, 25);
+    ticks(&mut core, 3);
+    core.step(snapshot_response(
+        3,
+        1,
+        log_id(1, 5),
+        SnapshotOutcome::Continue { next_offset: 10 },
+    ));
+    // Meanwhile the leader commits four more entries and compacts again, at 1@9.
+    for (request, command) in [(4, "d"), (5, "e"), (6, "f"), (7, "g")] {
+        core.step(propose(request, command));
+    }
+    core.step(Input::LogPersisted {
+        up_to: log_id(1, 9),
+    });
+    core.step(append_response(2, 1, success(9)));
+    core.step(Input::Applied { up_to: LogIndex(9) });
+    let newer = meta(log_id(1, 9), 3, 40);
+    core.step(Input::SnapshotBuilt {
+        meta: newer.clone(),
+    });
+    // The chunk at 10 of the first snapshot is lost, twice: it is sent again, of the same
+    // snapshot (the driver holds it open for the transfer), from the acknowledged offset.
+    // (Node 2 answers every heartbeat, so CheckQuorum keeps the leader leading.)
+    for _ in 0..2 {
+        let actions = ticks(&mut core, 6);
+        core.step(append_response(2, 1, success(9)));
+        assert_eq!(
+            chunks(&actions),
+            vec![chunk_sent(3, &first, 10, 10, false)],
+            "the transfer keeps its snapshot"
+        );
+    }
+    // A third unanswered chunk: the driver may have lost it; the latest one goes from 0.
+    let actions = ticks(&mut core, 12);
+    assert_eq!(
+        chunks(&actions)[..1],
+        [chunk_sent(3, &newer, 0, 10, false)],
+        "after three timeouts the transfer moves to the latest snapshot"
+    );
+}
