@@ -37,7 +37,7 @@ pub use membership::Membership;
 pub use metrics::{RaftMetrics, Wait};
 pub use network::{InProcessNetwork, Network, NetworkError, RaftRpc, Router, Unreliable};
 pub use raft::{Raft, ReadLevel};
-pub use state_machine::{Snapshot, StateMachine, StateMachineError};
+pub use state_machine::{SnapshotData, StateMachine, StateMachineError};
 #[cfg(feature = "testing")]
 pub use storage::FaultInjector;
 pub use storage::{

@@ -14,9 +14,8 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use thiserror::Error;
 
-use crate::membership::Membership;
 pub use crate::storage::SnapshotData;
-use crate::types::{LogId, LogIndex, SnapshotMeta};
+use crate::types::{LogIndex, SnapshotMeta};
 
 /// A replicated state machine.
 #[async_trait]
@@ -66,17 +65,6 @@ pub trait StateMachine: Send + 'static {
         let _ = (meta, data);
         Err(StateMachineError::Unsupported("restore"))
     }
-}
-
-/// A point-in-time image of a state machine.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Snapshot {
-    /// The last log entry whose effect the snapshot includes.
-    pub last_included: LogId,
-    /// The membership in effect at `last_included`.
-    pub membership: Membership,
-    /// The state, in the state machine's own encoding.
-    pub data: Vec<u8>,
 }
 
 /// The state machine cannot go on. The node stops rather than diverge from its peers.

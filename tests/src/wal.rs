@@ -37,3 +37,15 @@ pub async fn open_with_faults(dir: &Path) -> (WalStorage, FaultInjector) {
     let wal = WalStorage::open(dir, options).await.expect("open");
     (wal, faults)
 }
+
+/// Opens the store in `dir` with segments of `segment_bytes` and a fault injector the test
+/// controls.
+pub async fn open_sized_with_faults(dir: &Path, segment_bytes: u64) -> (WalStorage, FaultInjector) {
+    let faults = FaultInjector::default();
+    let options = WalOptions {
+        segment_bytes,
+        faults: faults.clone(),
+    };
+    let wal = WalStorage::open(dir, options).await.expect("open");
+    (wal, faults)
+}

@@ -1,6 +1,7 @@
 //! The WAL under crashes and damage (the SIGKILL loop is in `t52_wal_kill9.rs`): a torn last record is cut off and the log opens as a
 //! consistent prefix; a damaged record anywhere else is reported as `Corrupt` with its file and
-//! offset, and the store refuses to open; the data directory is locked against a second opener.
+//! offset, and the store refuses to open; the data directory is locked against a second opener;
+//! a reset or purge interrupted at any step leaves the old log or the new one, never a mix.
 //!
 //! The format these tests cut and flip is the one documented in `raftor::storage::wal`: segment
 //! files named by their first index, records framed as `len | crc | hcrc | payload` (12-byte
@@ -9,8 +10,8 @@
 use std::path::{Path, PathBuf};
 
 use raftor::core::HardState;
-use raftor::{Entry, LogIndex, LogStorage, NodeId, StorageError, Term};
-use raftor_tests::wal::{numbered_entry, open, open_with_faults};
+use raftor::{Entry, LogId, LogIndex, LogStorage, NodeId, StorageError, Term};
+use raftor_tests::wal::{numbered_entry, open, open_sized_with_faults, open_with_faults};
 
 const HEADER_BYTES: usize = 12;
 
@@ -353,4 +354,91 @@ async fn t51_full_disk_fails_the_append_and_leaves_a_torn_tail() {
         "{} entries held: a prefix of the 9 written, all 5 acknowledged, not the torn one",
         entries.len()
     );
+}
+
+/// What a reopened store holds: its entries and its last log id.
+async fn reopened_log(dir: &Path, segment_bytes: u64) -> (Vec<Entry>, LogId) {
+    let mut wal = open(dir, segment_bytes).await.expect("reopens");
+    let entries = wal.load().await.expect("load").entries;
+    let last = wal.last_log_id().await.expect("last log id");
+    (entries, last)
+}
+
+/// Stops a reset at each of its fsyncs (the process dies there: what was renamed is visible,
+/// nothing after it happened) and at its writes. After a reopen the log is either the old one,
+/// whole, or the reset one (empty, last log id the base, taking the next append), never a mix;
+/// a reset that returned `Ok` is always the reset one. Both outcomes occur.
+#[tokio::test]
+async fn t51_reset_interrupted_at_every_step_leaves_the_old_log_or_the_reset_one() {
+    let segment_bytes = 512;
+    let old: Vec<Entry> = (1..=20).map(numbered_entry).collect();
+    let base = LogId::new(Term(2), LogIndex(15));
+    let mut outcomes = (0, 0);
+    for (step, fail_sync) in (0..8).map(|n| (n, true)).chain((0..3).map(|n| (n, false))) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (mut wal, faults) = open_sized_with_faults(dir.path(), segment_bytes).await;
+        wal.append(old.clone()).await.expect("append");
+        if fail_sync {
+            faults.fail_sync_after(step);
+        } else {
+            faults.fail_write_after(step);
+        }
+        let reset = wal.reset(base).await;
+        drop(wal);
+        let (entries, last) = reopened_log(dir.path(), segment_bytes).await;
+        let what = format!(
+            "fail {} after {step}: reset {reset:?}",
+            if fail_sync { "fsync" } else { "write" }
+        );
+        if entries.is_empty() {
+            assert_eq!(last, base, "{what}: reset log");
+            outcomes.1 += 1;
+            let mut wal = open(dir.path(), segment_bytes).await.expect("reopen");
+            let next = Entry {
+                log_id: LogId::new(Term(2), LogIndex(16)),
+                ..numbered_entry(16)
+            };
+            wal.append(vec![next]).await.expect("append after the base");
+        } else {
+            assert!(
+                reset.is_err(),
+                "{what}: a reset that returned Ok left the old log"
+            );
+            assert_eq!(
+                (entries, last),
+                (old.clone(), old[19].log_id),
+                "{what}: old log"
+            );
+            outcomes.0 += 1;
+        }
+    }
+    assert!(outcomes.0 > 0 && outcomes.1 > 0, "old, reset: {outcomes:?}");
+}
+
+/// Stops a purge at each of its fsyncs. After a reopen the entries above the purge point are
+/// all there, the last log id is the last entry's, and a purge that returned `Ok` hides
+/// everything at or below its point from `load`.
+#[tokio::test]
+async fn t51_purge_interrupted_at_every_step_keeps_the_log_above_it() {
+    let segment_bytes = 512;
+    let written: Vec<Entry> = (1..=30).map(numbered_entry).collect();
+    for step in 0..6 {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (mut wal, faults) = open_sized_with_faults(dir.path(), segment_bytes).await;
+        wal.append(written.clone()).await.expect("append");
+        faults.fail_sync_after(step);
+        let purge = wal.purge(LogIndex(30)).await;
+        drop(wal);
+        let (entries, last) = reopened_log(dir.path(), segment_bytes).await;
+        assert_eq!(last, written[29].log_id, "step {step}: last log id");
+        let first = entries.first().map_or(31, |entry| entry.log_id.index.0);
+        assert_eq!(
+            entries[..],
+            written[first as usize - 1..],
+            "step {step}: a suffix"
+        );
+        if purge.is_ok() {
+            assert!(entries.is_empty(), "step {step}: purged entries came back");
+        }
+    }
 }

@@ -1,7 +1,9 @@
 //! Durable storage of the log and of term and vote: the [`LogStorage`] trait, [`MemStorage`],
 //! an in-memory implementation for tests and examples, [`WalStorage`], the durable one (a
-//! segmented write-ahead log, see [`wal`]), [`SnapshotStore`] for snapshot files, and (with the
-//! `testing` feature) the [`conformance`] suite every implementation must pass.
+//! segmented write-ahead log, see [`wal`]), the [`SnapshotStorage`] trait with
+//! [`MemSnapshots`] and [`SnapshotStore`] (durable snapshot files, the one a `WalStorage` keeps
+//! in `<dir>/snapshots`), and (with the `testing` feature) the [`conformance`] suite every
+//! implementation must pass.
 //!
 //! The node keeps one storage worker per node: every write the core asks for (save term/vote,
 //! truncate, append) goes through it in order, and it reports completion back to the node. A
@@ -23,8 +25,9 @@ use thiserror::Error;
 use crate::core::HardState;
 use crate::types::{Entry, LogId, LogIndex};
 
+pub use crate::types::SnapshotMeta;
 pub use memory::MemStorage;
-pub use snapshot_store::{SnapshotMeta, SnapshotReader, SnapshotStore};
+pub use snapshot_store::{SnapshotReader, SnapshotStore};
 pub use snapshots::{MemSnapshots, SnapshotChunks, SnapshotData, SnapshotStorage};
 #[cfg(feature = "testing")]
 pub use wal::FaultInjector;

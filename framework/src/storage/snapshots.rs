@@ -59,7 +59,8 @@ pub trait SnapshotStorage: Send + Sync + 'static {
 
     /// Writes a chunk of a snapshot being received at `offset`. Offset 0 starts a new partial
     /// snapshot, discarding any other; other offsets continue the partial snapshot of the same
-    /// `meta` exactly at its end (else `Invalid`). Not durable until `install_partial`.
+    /// `meta` exactly at its end (else `Invalid`). A chunk that would run past
+    /// `meta.size_bytes` is `Invalid`. Not durable until `install_partial`.
     fn write_partial(
         &self,
         meta: &SnapshotMeta,
@@ -189,7 +190,11 @@ impl SnapshotStorage for MemSnapshots {
             inner.partial = Some((meta.clone(), Vec::new()));
         }
         match inner.partial.as_mut() {
-            Some((partial, bytes)) if partial == meta && bytes.len() as u64 == offset => {
+            Some((partial, bytes))
+                if partial == meta
+                    && bytes.len() as u64 == offset
+                    && offset.saturating_add(data.len() as u64) <= meta.size_bytes =>
+            {
                 bytes.extend_from_slice(data);
                 Ok(())
             }

@@ -1,7 +1,7 @@
 //! [`Engine`]: the WAL's synchronous half. It owns the files and runs only on the store's IO
 //! thread (see `thread.rs`), one operation at a time.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
@@ -9,14 +9,17 @@ use crate::core::HardState;
 use crate::storage::{StorageError, StoredState};
 use crate::types::{Entry, LogId, LogIndex, Term};
 
+use super::base::{self, LogBase};
 use super::lock::DirLock;
+use super::recovery::{self, create_segment, open_for_write, remove_segments};
 use super::segment::{self, RecordLocation, Segment};
 use super::sync::Syncer;
 use super::{hard_state, io_error, record, WalOptions};
 
 /// The open WAL of one data directory.
 /// Invariant: `segments` is never empty, its segments hold contiguous indexes, and `active` is
-/// the last segment's file, opened for writing.
+/// the last segment's file, opened for writing. The first segment starts at or below
+/// `purged.index + 1` and the log ends at or above `purged.index`.
 pub(crate) struct Engine {
     dir: PathBuf,
     segment_bytes: u64,
@@ -24,12 +27,10 @@ pub(crate) struct Engine {
     segments: Vec<Segment>,
     active: File,
     hard_state: HardState,
-    /// Entries up to here are discarded as far as readers can tell (whole segments below it are
-    /// deleted; the rest of them stay on disk until their segment goes).
-    purged: LogIndex,
-    /// The term of the entry at `purged`, for `last_log_id` when every held entry is gone.
-    /// NB: not durable; after a restart it is 0 (snapshots, a later release, will carry it).
-    purged_term: Term,
+    /// The last purged entry, durable in `log_base`: entries up to its index are discarded as
+    /// far as readers can tell (whole segments below it are deleted; the rest of them stay on
+    /// disk until their segment goes). It is the last log id while no entry follows it.
+    purged: LogId,
     /// What recovery read, handed out by the first `load` so the log is not read twice.
     recovered: Option<Vec<Entry>>,
     /// Set by the first failed write or fsync: after it nothing more is written.
@@ -47,14 +48,12 @@ impl Engine {
         fs::create_dir_all(dir).map_err(io_error("create data directory"))?;
         let lock = DirLock::acquire(dir)?;
         let hard_state = hard_state::read(dir)?;
-        let (segments, entries) = recover_segments(dir, &syncer)?;
-        let segments = if segments.is_empty() {
-            vec![create_segment(dir, LogIndex(1), &syncer)?]
-        } else {
-            segments
-        };
+        let recovery::Recovered {
+            segments,
+            entries,
+            base: purged,
+        } = recovery::recover(dir, &syncer)?;
         let active = open_for_write(&segments[segments.len() - 1].path)?;
-        let purged = segments[0].first.prev();
         Ok(Engine {
             dir: dir.to_path_buf(),
             segment_bytes: options.segment_bytes.max(1),
@@ -63,7 +62,6 @@ impl Engine {
             active,
             hard_state,
             purged,
-            purged_term: Term::default(),
             recovered: Some(entries),
             poisoned: None,
             _lock: lock,
@@ -74,7 +72,7 @@ impl Engine {
     pub(crate) fn load(&mut self) -> Result<StoredState, StorageError> {
         let entries = match self.recovered.take() {
             Some(entries) => entries,
-            None => self.read(self.purged.next(), self.last_index())?,
+            None => self.read(self.purged.index.next(), self.last_index())?,
         };
         Ok(StoredState {
             hard_state: self.hard_state,
@@ -82,13 +80,15 @@ impl Engine {
         })
     }
 
-    /// The last entry's id (`0@0` if the log is empty).
+    /// The last entry's id, or the base if no entry follows it (`0@0` for an empty log).
     pub(crate) fn last_log_id(&self) -> LogId {
+        // NB: with no record in any segment, the log ends where the first segment starts, which
+        // is at most `purged + 1`, and never below `purged`: so it ends exactly at `purged`.
         self.segments
             .iter()
             .rev()
             .find_map(Segment::last_log_id)
-            .unwrap_or(LogId::new(self.purged_term, self.last_index()))
+            .unwrap_or(self.purged)
     }
 
     /// The index of the last entry (segments are contiguous, so the last one knows).
@@ -194,7 +194,7 @@ impl Engine {
     /// Removes every entry at `from` and above: later segments go (newest first, so a crash
     /// leaves a contiguous log), then the segment holding `from` is cut and fsynced.
     pub(crate) fn truncate(&mut self, from: LogIndex) -> Result<(), StorageError> {
-        if from <= self.purged {
+        if from <= self.purged.index {
             return Err(StorageError::Invalid(format!(
                 "truncate from {from}: purged up to {}",
                 self.purged
@@ -236,16 +236,25 @@ impl Engine {
         Ok(())
     }
 
-    /// Discards entries up to `up_to`: whole segments that end at or below it are deleted
-    /// (oldest first, so a crash leaves a contiguous log). The segment holding the last entry
-    /// always stays, so the last log id survives a restart.
+    /// Discards entries up to `up_to`: the new purge point is made durable in `log_base` first,
+    /// then whole segments that end at or below it are deleted (oldest first, so a crash leaves
+    /// a contiguous log). The segment holding the last entry always stays.
     pub(crate) fn purge(&mut self, up_to: LogIndex) -> Result<(), StorageError> {
         let up_to = up_to.min(self.last_index());
-        if up_to <= self.purged {
+        if up_to <= self.purged.index {
             return Ok(());
         }
-        self.purged_term = self.term_at(up_to).unwrap_or(self.purged_term);
+        let term = self
+            .term_at(up_to)
+            .expect("every entry above the purge point is held");
+        let purged = LogId::new(term, up_to);
         self.guarded(|engine| {
+            let log_base = LogBase {
+                base: purged,
+                resetting: false,
+            };
+            base::write(&engine.dir, log_base, &engine.syncer)?;
+            engine.purged = purged;
             let last = engine.last_index();
             while engine.segments[0].last_index() <= up_to && engine.segments[0].last_index() < last
             {
@@ -253,7 +262,30 @@ impl Engine {
                 engine.syncer.sync_dir(&engine.dir)?;
                 engine.segments.remove(0);
             }
-            engine.purged = engine.purged.max(up_to);
+            Ok(())
+        })
+    }
+
+    /// Replaces the whole log by an empty one after `base`. Writing `log_base` with the
+    /// `resetting` flag is the commit point: recovery finishes a reset it finds flagged, and
+    /// ignores it otherwise. Then the old segments go, the flag is cleared, and an empty segment
+    /// starting at `base + 1` is created (only once the flag is clear: recovery would take it
+    /// for part of the old log).
+    pub(crate) fn reset(&mut self, base: LogId) -> Result<(), StorageError> {
+        self.guarded(|engine| {
+            let mut log_base = LogBase {
+                base,
+                resetting: true,
+            };
+            base::write(&engine.dir, log_base, &engine.syncer)?;
+            let old = engine.segments.iter().rev().map(|segment| &segment.path);
+            remove_segments(&engine.dir, old, &engine.syncer)?;
+            log_base.resetting = false;
+            base::write(&engine.dir, log_base, &engine.syncer)?;
+            let segment = create_segment(&engine.dir, base.index.next(), &engine.syncer)?;
+            engine.active = open_for_write(&segment.path)?;
+            engine.segments = vec![segment];
+            engine.purged = base;
             Ok(())
         })
     }
@@ -269,7 +301,7 @@ impl Engine {
 
     /// Entries in `[start, end]` that are held, read back from the files and verified.
     pub(crate) fn read(&self, start: LogIndex, end: LogIndex) -> Result<Vec<Entry>, StorageError> {
-        let start = start.max(self.purged.next());
+        let start = start.max(self.purged.index.next());
         let end = end.min(self.last_index());
         let mut entries = Vec::new();
         for segment in &self.segments {
@@ -339,54 +371,4 @@ fn read_records(
         offset += framed;
     }
     Ok(())
-}
-
-/// Scans every segment in `dir`, checks they join up, and cuts a torn tail off the last one.
-fn recover_segments(
-    dir: &Path,
-    syncer: &Syncer,
-) -> Result<(Vec<Segment>, Vec<Entry>), StorageError> {
-    let files = segment::list(dir)?;
-    let mut segments: Vec<Segment> = Vec::with_capacity(files.len());
-    let mut entries = Vec::new();
-    for (position, (first, path)) in files.iter().enumerate() {
-        if let Some(previous) = segments.last() {
-            if previous.last_index().next() != *first {
-                let reason = format!(
-                    "segment starts at {first}, the previous one ends at {}",
-                    previous.last_index()
-                );
-                return Err(segment::corrupt(path, 0, reason));
-            }
-        }
-        let scanned = segment::scan(path, *first, position + 1 == files.len())?;
-        if scanned.torn_from.is_some() {
-            let file = open_for_write(path)?;
-            file.set_len(scanned.segment.len)
-                .map_err(io_error("cut torn tail"))?;
-            syncer.sync_file(&file)?;
-        }
-        entries.extend(scanned.entries);
-        segments.push(scanned.segment);
-    }
-    Ok((segments, entries))
-}
-
-/// Creates an empty segment file starting at `first` and makes its name durable.
-fn create_segment(dir: &Path, first: LogIndex, syncer: &Syncer) -> Result<Segment, StorageError> {
-    let path = dir.join(segment::file_name(first));
-    OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&path)
-        .map_err(io_error("create segment"))?;
-    syncer.sync_dir(dir)?;
-    Ok(Segment::empty(first, path))
-}
-
-fn open_for_write(path: &Path) -> Result<File, StorageError> {
-    OpenOptions::new()
-        .write(true)
-        .open(path)
-        .map_err(io_error("open segment"))
 }

@@ -6,9 +6,11 @@
 //!  data_dir/
 //!    LOCK                        flock'd while open; holds the owner's pid
 //!    hard_state                  term and vote: one record, replaced atomically
+//!    log_base                    where the log starts (purge point, reset): one record, the same
 //!    00000000000000000001.wal    segment: entries 1, 2, ... (named by its first index)
 //!    00000000000000004097.wal    the next segment, from index 4097
 //!    ...                         the last segment is the only one ever written to
+//!    snapshots/                  the SnapshotStore (WalStorage::snapshots): see its docs
 //! ```
 //! Each segment is a run of records, one entry per record, indexes contiguous from the index in
 //! its name; the segments join up without a gap. A record is framed as
@@ -32,10 +34,32 @@
 //!   one was being written into a single `append` call, and the node batches the proposals that
 //!   arrive meanwhile, so many entries share one fsync ([`WalStats::entries_per_sync`]).
 //! - `truncate` removes later segments newest first, then cuts the segment holding the first
-//!   removed index and fsyncs it. `purge` deletes whole segments oldest first (so a crash in
-//!   the middle of either leaves a contiguous log) and never the one holding the last entry.
-//! - The hard state is written to `hard_state.tmp`, fsynced, renamed over `hard_state`, and the
-//!   directory fsynced.
+//!   removed index and fsyncs it. `purge` first makes the new purge point durable in
+//!   `log_base`, then deletes whole segments oldest first (so a crash in the middle of either
+//!   leaves a contiguous log) and never the one holding the last entry.
+//! - The hard state and the log base are each one record in a file of their own, replaced
+//!   atomically: written to `<name>.tmp`, fsynced, renamed over `<name>`, directory fsynced.
+//!
+//! ## The log base, and reset
+//! `log_base` holds a [`LogId`], the *base*: the last purged entry, or the last entry a
+//! snapshot covers after a `reset`. Readers never see entries at or below it; while no entry
+//! follows it, it is the last log id. It makes two things survive a restart that whole-segment
+//! files alone cannot tell: a purge point inside a segment (so `truncate` at or below it stays
+//! `Invalid`, and `load` returns nothing purged), and the term of the last entry when none is
+//! held any more.
+//!
+//! `reset(base)` replaces the whole log by an empty one after `base` (a snapshot from the
+//! leader covers it, §7). It must be atomic: the old log, entries above `base` included, must
+//! vanish as one. Its steps, each durable before the next:
+//! ```text
+//!  1. log_base := { base, resetting: true }    the commit point: the old log no longer counts
+//!  2. delete every segment, fsync the directory
+//!  3. log_base := { base, resetting: false }
+//!  4. create the empty segment base+1, fsync the directory
+//! ```
+//! A crash before 1 leaves the old log whole. Recovery that finds `resetting` set redoes 2 and 3;
+//! with no segment at all it creates the segment `base + 1`, which is 4. The flag is cleared
+//! before the new segment exists, because recovery would delete it as part of the old log.
 //! - A failed write or fsync is returned as [`StorageError::Io`] (the node then stops with
 //!   `Fatal`), and poisons the store: every later write is refused. An fsync is never retried:
 //!   after a failed fsync the kernel may have dropped the dirty pages, and a retry that
@@ -53,13 +77,17 @@
 //!   [`StorageError::Corrupt`] naming the file and the record's offset, and the node does not
 //!   start. Data is never skipped silently.
 //!
-//! A segment that does not start where the previous one ended is `Corrupt` too. A leftover
-//! `hard_state.tmp` (a crash before its rename) is removed; a damaged `hard_state` is `Corrupt`.
+//! A segment that does not start where the previous one ended is `Corrupt` too, and so is a
+//! log that starts after `base + 1` or ends below the base (a segment went missing: purge
+//! writes the base before it deletes anything). Entries at or below the base are left out of
+//! `load`. A leftover `<name>.tmp` (a crash before its rename) is removed; a damaged
+//! `hard_state` or `log_base` is `Corrupt`.
 //!
 //! NB: whether the last record of the last segment was torn by a crash or damaged later cannot
 //! be told apart; it is treated as torn. Durable media that silently rot acknowledged data are
 //! out of scope, as for every fsync-based log.
 
+mod base;
 mod crc;
 mod engine;
 #[cfg(feature = "testing")]
@@ -67,18 +95,21 @@ mod faults;
 mod hard_state;
 mod lock;
 pub(crate) mod record;
+mod record_file;
+mod recovery;
 mod segment;
 mod sync;
 mod thread;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 
 use crate::core::HardState;
 use crate::types::{Entry, LogId, LogIndex};
 
-use super::{LogStorage, StorageError, StoredState};
+use super::{LogStorage, SnapshotStorage, SnapshotStore, StorageError, StoredState};
 
 use engine::Engine;
 use thread::IoThread;
@@ -118,7 +149,13 @@ pub struct WalStorage {
     io: IoThread,
     dir: PathBuf,
     stats: WalStats,
+    /// The snapshots in `dir/snapshots`, opened once (after the directory is locked) and shared
+    /// with whoever asks for [`LogStorage::snapshots`].
+    snapshots: Arc<SnapshotStore>,
 }
+
+/// The snapshot directory's name inside the data directory.
+const SNAPSHOTS_DIR: &str = "snapshots";
 
 impl std::fmt::Debug for WalStorage {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -129,7 +166,8 @@ impl std::fmt::Debug for WalStorage {
 }
 
 impl WalStorage {
-    /// Opens (or creates) the store in `dir`: locks the directory, replays and verifies the log.
+    /// Opens (or creates) the store in `dir`: locks the directory, replays and verifies the log,
+    /// then opens the snapshot store in `dir/snapshots` (removing unfinished snapshot writes).
     ///
     /// Fails with [`StorageError::Locked`] if another process (or another open store) holds the
     /// directory, [`StorageError::Corrupt`] if data fails verification, and
@@ -152,7 +190,20 @@ impl WalStorage {
                 .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
         );
         let io = IoThread::start(name, move || Engine::open(&engine_dir, &options, syncer)).await?;
-        Ok(WalStorage { io, dir, stats })
+        // On the IO thread too: opening verifies the newest snapshot, reading it whole.
+        let snapshots_dir = dir.join(SNAPSHOTS_DIR);
+        let snapshots = io.call(move |_| SnapshotStore::open(snapshots_dir)).await?;
+        Ok(WalStorage {
+            io,
+            dir,
+            stats,
+            snapshots: Arc::new(snapshots),
+        })
+    }
+
+    /// The snapshot store beside the log (the same one [`LogStorage::snapshots`] hands out).
+    pub fn snapshot_store(&self) -> Arc<SnapshotStore> {
+        Arc::clone(&self.snapshots)
     }
 
     /// The data directory.
@@ -200,16 +251,11 @@ impl LogStorage for WalStorage {
     }
 
     async fn reset(&mut self, base: LogId) -> Result<(), StorageError> {
-        // NB: placeholder until the WAL persists its base (issue 6 phase 2, storage half).
-        let _ = base;
-        Err(StorageError::Invalid(
-            "WalStorage::reset is not implemented yet".into(),
-        ))
+        self.io.call(move |engine| engine.reset(base)).await
     }
 
-    fn snapshots(&self) -> std::sync::Arc<dyn crate::storage::SnapshotStorage> {
-        // NB: placeholder until SnapshotStore implements SnapshotStorage (same step).
-        std::sync::Arc::new(crate::storage::MemSnapshots::new())
+    fn snapshots(&self) -> Arc<dyn SnapshotStorage> {
+        self.snapshot_store()
     }
 }
 

@@ -96,7 +96,79 @@ async fn purge_deletes_whole_segments_but_keeps_the_last_entry() {
         .is_empty());
     drop(wal);
     let mut wal = open_small(dir.path()).await;
-    assert_eq!(wal.load().await.expect("load").entries, entries(1, 9, 10));
+    assert!(
+        wal.load().await.expect("load").entries.is_empty(),
+        "the purge point is durable: entries 9 and 10 stay purged"
+    );
+    let last = wal.last_log_id().await.expect("last");
+    assert_eq!(last, LogId::new(Term(1), LogIndex(10)));
+    let refused = wal.truncate(LogIndex(10)).await;
+    assert!(
+        matches!(refused, Err(StorageError::Invalid(_))),
+        "{refused:?}"
+    );
+    wal.append(entries(2, 11, 11)).await.expect("append after");
+}
+
+#[tokio::test]
+async fn reset_leaves_one_empty_segment_after_the_base_and_the_base_in_log_base() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut wal = open_small(dir.path()).await;
+    wal.append(entries(1, 1, 10)).await.expect("append");
+    let base = LogId::new(Term(3), LogIndex(7));
+    wal.reset(base).await.expect("reset");
+    assert_eq!(segment_names(dir.path()), [name(8)]);
+    let stored = base::read(dir.path()).expect("read log_base");
+    assert_eq!(
+        stored,
+        base::LogBase {
+            base,
+            resetting: false
+        }
+    );
+    wal.append(entries(3, 8, 9))
+        .await
+        .expect("append after reset");
+    drop(wal);
+    let mut wal = open_small(dir.path()).await;
+    assert_eq!(wal.load().await.expect("load").entries, entries(3, 8, 9));
+}
+
+/// A crash right after the reset's commit point: the old segments are still there, but the
+/// flag in `log_base` says they no longer count. Recovery finishes the reset.
+#[tokio::test]
+async fn recovery_finishes_a_reset_interrupted_after_its_commit_point() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut wal = open_small(dir.path()).await;
+    wal.append(entries(1, 1, 10)).await.expect("append");
+    drop(wal);
+    let base = LogId::new(Term(2), LogIndex(5));
+    let flagged = base::LogBase {
+        base,
+        resetting: true,
+    };
+    base::write(dir.path(), flagged, &sync::Syncer::default()).expect("write log_base");
+    let mut wal = open_small(dir.path()).await;
+    let stored = wal.load().await.expect("load");
+    assert!(stored.entries.is_empty(), "{:?}", stored.entries);
+    assert_eq!(wal.last_log_id().await.expect("last"), base);
+    assert_eq!(segment_names(dir.path()), [name(6)]);
+    assert!(!base::read(dir.path()).expect("read").resetting);
+}
+
+/// A purge point without the segments that should follow it is a lost segment.
+#[tokio::test]
+async fn a_log_starting_after_its_base_is_corrupt() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut wal = open_small(dir.path()).await;
+    wal.append(entries(1, 1, 10)).await.expect("append");
+    drop(wal);
+    std::fs::remove_file(dir.path().join(name(1))).expect("remove the first segment");
+    let opened = WalStorage::open(dir.path(), WalOptions::default()).await;
+    assert!(
+        matches!(opened, Err(StorageError::Corrupt { .. })),
+        "{opened:?}"
+    );
 }
 
 #[tokio::test]

@@ -12,6 +12,17 @@
 //! }
 //! raftor::storage::conformance::run_all(&mut Factory { .. }).await;
 //! ```
+//!
+//! A [`SnapshotStorage`](super::SnapshotStorage) has checks of its own, in [`snapshots`]:
+//! `conformance::snapshots::run_all(&mut SnapshotFactory { .. })`.
+
+mod compaction;
+pub mod snapshots;
+
+pub use compaction::{
+    purging_everything_survives_a_reopen, reset_of_an_empty_log_survives_a_reopen,
+    reset_replaces_the_log, snapshots_live_beside_the_log,
+};
 
 use std::sync::Arc;
 
@@ -44,6 +55,10 @@ pub async fn run_all<F: StoreFactory>(factory: &mut F) {
     hard_state_round_trips(factory).await;
     reopen_preserves_everything_acknowledged(factory).await;
     reads_outside_the_log_are_empty(factory).await;
+    purging_everything_survives_a_reopen(factory).await;
+    reset_replaces_the_log(factory).await;
+    reset_of_an_empty_log_survives_a_reopen(factory).await;
+    snapshots_live_beside_the_log(factory).await;
 }
 
 /// An entry at `index` of `term`, with a payload that names it (so a mix-up shows).
