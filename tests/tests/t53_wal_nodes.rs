@@ -30,12 +30,22 @@ async fn open(dir: &Path, faults: FaultInjector) -> WalStorage {
 
 /// A one-node cluster (node 1) on the WAL in `dir`, once it leads.
 async fn single_node(dir: &Path, faults: FaultInjector, ledger: &Ledger) -> Raft<Recorder> {
-    let id = NodeId(1);
-    let router = Router::new(1);
     let config = Config {
         seed: Some(1),
         ..Config::default()
     };
+    single_node_with(dir, faults, ledger, config).await
+}
+
+/// As [`single_node`], with a config.
+async fn single_node_with(
+    dir: &Path,
+    faults: FaultInjector,
+    ledger: &Ledger,
+    config: Config,
+) -> Raft<Recorder> {
+    let id = NodeId(1);
+    let router = Router::new(1);
     let storage = open(dir, faults).await;
     let recorder = Recorder::new(id, ledger.clone());
     let raft = Raft::bootstrap(id, [id], config, router.network(id), storage, recorder)
@@ -221,5 +231,59 @@ async fn t53_concurrent_writes_share_fsyncs() {
         "{entries} entries took {syncs} fsyncs: appends were not grouped"
     );
     assert!(raft.metrics().last_applied >= LogIndex(CLIENTS * WRITES_EACH));
+    raft.shutdown().await;
+}
+
+/// Log compaction on the WAL: under continuous writes the stored log stays bounded (snapshots
+/// every 50 entries, whole segments purged behind them), and a restart restores the latest
+/// snapshot and applies the tail after it: every write is there, each applied once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t53_compaction_bounds_the_stored_log_and_restarts_from_the_snapshot() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let ledger = Ledger::default();
+    let config = Config {
+        seed: Some(1),
+        snapshot_threshold_entries: 50,
+        snapshot_keep_tail_entries: 10,
+        ..Config::default()
+    };
+    let raft = single_node_with(
+        dir.path(),
+        FaultInjector::default(),
+        &ledger,
+        config.clone(),
+    )
+    .await;
+    for batch in 0..20u64 {
+        let writes = (0..100).map(|i| {
+            let raft = raft.clone();
+            async move { raft.client_write(batch * 100 + i + 1).await }
+        });
+        for result in futures::future::join_all(writes).await {
+            result.expect("write");
+        }
+    }
+    let metrics = raft.metrics();
+    assert!(metrics.snapshot.is_some(), "no snapshot after 2000 writes");
+    raft.shutdown().await;
+
+    let mut storage = open(dir.path(), FaultInjector::default()).await;
+    let stored = storage.load().await.expect("load");
+    // 50 entries between snapshots, a tail of 10, and up to a 4 KiB segment of purged ones.
+    assert!(
+        stored.entries.len() < 250,
+        "{} entries stored after 2000 writes",
+        stored.entries.len()
+    );
+    drop(storage);
+
+    let raft = single_node_with(dir.path(), FaultInjector::default(), &ledger, config).await;
+    let last = raft.metrics().last_log_id.index;
+    raft.wait(WAIT)
+        .applied(last)
+        .await
+        .expect("applies the tail");
+    assert_eq!(ledger.committed().len(), 2000, "every write survives");
+    ledger.check();
     raft.shutdown().await;
 }
