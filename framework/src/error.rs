@@ -28,6 +28,35 @@ fn display_leader(leader: &Option<NodeId>) -> String {
     leader.map_or_else(|| "unknown".to_string(), |id| id.to_string())
 }
 
+/// Why a membership change or a leadership transfer was not carried out.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ChangeError {
+    /// This node is not the leader (or stopped leading before the change completed: it may
+    /// still complete; asking again is safe, a change to what is already in effect is a no-op).
+    #[error("not the leader (leader: {})", display_leader(.leader))]
+    NotLeader {
+        /// The current leader, if known.
+        leader: Option<NodeId>,
+    },
+    /// Another membership change or a leadership transfer is in flight, or the new leader has
+    /// not yet committed an entry of its term: one change at a time. Retry once it completes.
+    #[error("another membership change or leadership transfer is in progress")]
+    InProgress,
+    /// The change makes no sense (no voters left, a transfer to a non-voter...).
+    #[error("invalid membership change: {0}")]
+    Invalid(String),
+    /// The leadership transfer did not complete within an election timeout; the leader
+    /// resumed taking writes.
+    #[error("leadership transfer timed out")]
+    Timeout,
+    /// The node is shutting down.
+    #[error("the node is shutting down")]
+    ShuttingDown,
+    /// Forwarding to the leader failed in transit.
+    #[error("forwarding to the leader failed: {0}")]
+    Forward(#[from] crate::network::NetworkError),
+}
+
 /// Why a node could not be started from its recovered state.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum RecoveryError {

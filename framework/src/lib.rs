@@ -31,9 +31,10 @@ pub mod types;
 
 pub use config::{Config, ConfigError};
 pub use error::{
-    ClientReadError, ClientWriteError, Fatal, ProposeError, RecoveryError, StartError, WaitError,
+    ChangeError, ClientReadError, ClientWriteError, Fatal, ProposeError, RecoveryError, StartError,
+    WaitError,
 };
-pub use membership::Membership;
+pub use membership::{Membership, MembershipChange};
 pub use metrics::{RaftMetrics, Wait};
 pub use network::{InProcessNetwork, Network, NetworkError, RaftRpc, Router, Unreliable};
 pub use raft::{Raft, ReadLevel};

@@ -9,6 +9,18 @@ use serde::{Deserialize, Serialize};
 
 use crate::types::{LogIndex, NodeId};
 
+/// A change of the cluster's members, asked of the leader (see `core/membership_change.rs`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MembershipChange {
+    /// Add a learner: it receives the log but never votes or counts toward a quorum.
+    AddLearner(NodeId),
+    /// Make exactly these nodes the voters, through joint consensus (old+new, then new).
+    /// Learners among them are promoted; voters not among them leave the cluster.
+    SetVoters(BTreeSet<NodeId>),
+    /// Remove a node: a learner leaves at once, a voter through joint consensus.
+    Remove(NodeId),
+}
+
 /// The voters (one configuration, or two while a joint change is in flight) and the learners.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Membership {
@@ -35,6 +47,48 @@ impl Membership {
             .filter(|id| !self.is_voter(*id))
             .collect();
         self
+    }
+
+    /// The joint configuration that moves from this membership's voters to `voters` (§6): a
+    /// decision needs a majority of both. Learners stay learners unless they become voters.
+    pub fn joint_to(&self, voters: BTreeSet<NodeId>) -> Membership {
+        let old = self.configs.last().cloned().unwrap_or_default();
+        let learners = self
+            .learners
+            .iter()
+            .copied()
+            .filter(|id| !voters.contains(id))
+            .collect();
+        Membership {
+            configs: vec![old, voters],
+            learners,
+        }
+    }
+
+    /// Whether a joint change is in flight (two voter configurations).
+    pub fn is_joint(&self) -> bool {
+        self.configs.len() > 1
+    }
+
+    /// The configuration a joint one moves to: the new voters alone, same learners. A single
+    /// configuration is its own final one.
+    pub fn final_config(&self) -> Membership {
+        Membership {
+            configs: self.configs.last().cloned().into_iter().collect(),
+            learners: self.learners.clone(),
+        }
+    }
+
+    /// The voters of the configuration being moved to (the only one, outside a joint change).
+    pub fn target_voters(&self) -> BTreeSet<NodeId> {
+        self.configs.last().cloned().unwrap_or_default()
+    }
+
+    /// The same membership without `id`, as a learner (voters are unchanged).
+    pub fn without_learner(&self, id: NodeId) -> Membership {
+        let mut membership = self.clone();
+        membership.learners.remove(&id);
+        membership
     }
 
     /// Whether `id` votes in any configuration.
@@ -113,6 +167,24 @@ mod tests {
         };
         assert!(!membership.is_quorum(&ids(&[1, 2])));
         assert!(membership.is_quorum(&ids(&[1, 3, 4])));
+    }
+
+    #[test]
+    fn a_joint_change_keeps_learners_that_stay_learners_and_ends_in_the_new_voters() {
+        let membership = Membership::new(ids(&[1, 2, 3])).with_learners(ids(&[4, 5]));
+        let joint = membership.joint_to(ids(&[2, 3, 4]));
+        assert!(joint.is_joint());
+        assert_eq!(joint.voters(), ids(&[1, 2, 3, 4]));
+        assert_eq!(joint.learners(), &ids(&[5]));
+        assert!(
+            !joint.is_quorum(&ids(&[1, 2])),
+            "needs a majority of the new voters too"
+        );
+        assert!(joint.is_quorum(&ids(&[2, 3])));
+        let last = joint.final_config();
+        assert!(!last.is_joint());
+        assert_eq!(last.voters(), ids(&[2, 3, 4]));
+        assert_eq!(last.learners(), &ids(&[5]));
     }
 
     #[test]

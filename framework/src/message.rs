@@ -14,6 +14,8 @@ pub enum Request {
     RequestVote(VoteRequest),
     /// One chunk of a snapshot, for a follower whose next entry the leader compacted (§7).
     InstallSnapshot(InstallSnapshotRequest),
+    /// The leader hands leadership over: start an election now (thesis §3.10).
+    TimeoutNow(TimeoutNowRequest),
 }
 
 /// The response to a [`Request`].
@@ -25,6 +27,27 @@ pub enum Response {
     RequestVote(VoteResponse),
     /// Answers [`Request::InstallSnapshot`].
     InstallSnapshot(InstallSnapshotResponse),
+    /// Answers [`Request::TimeoutNow`].
+    TimeoutNow(TimeoutNowResponse),
+}
+
+/// TimeoutNow (thesis §3.10): the leader, having brought this follower's log up to date, asks
+/// it to start an election at once, skipping PreVote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimeoutNowRequest {
+    /// The leader's term.
+    pub term: Term,
+    /// The leader handing over.
+    pub leader_id: NodeId,
+}
+
+/// The answer to a [`TimeoutNowRequest`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimeoutNowResponse {
+    /// The responder's term (before it campaigns).
+    pub term: Term,
+    /// Whether it starts an election.
+    pub accepted: bool,
 }
 
 /// AppendEntries (§5.3): the leader's log from `prev_log_id` on.
@@ -157,6 +180,9 @@ pub struct VoteRequest {
     pub last_log_id: LogId,
     /// A pre-vote: the voter neither changes its term nor records a vote.
     pub pre_vote: bool,
+    /// The leader handed leadership to this candidate (TimeoutNow, thesis §3.10): voters grant
+    /// even though they heard from that leader moments ago.
+    pub transfer: bool,
 }
 
 /// The answer to a [`VoteRequest`].

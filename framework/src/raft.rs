@@ -6,9 +6,12 @@
 //!  raft.client_write(cmd) ──► actor ──► core ──► ... ──► applied ──► response
 //!            └── on a follower: NotLeader { leader } ──► forwarded to the leader (default)
 //!  raft.ensure_readable(level) / raft.read(level, f) ──► see `raft/read.rs`
+//!  raft.add_learner / change_membership / add_voter / remove_node / transfer_leader
+//!                                                      ──► see `raft/membership.rs`
 //!  transport ──► raft.append_entries / request_vote / forward_write / read_index (RaftRpc)
 //! ```
 
+mod membership;
 mod read;
 mod recovery;
 
@@ -31,7 +34,7 @@ use crate::error::{ClientWriteError, Fatal, StartError};
 use crate::message::{
     AppendEntriesRequest, AppendEntriesResponse, ForwardRequest, ForwardResponse,
     InstallSnapshotRequest, InstallSnapshotResponse, ReadIndexRequest, ReadIndexResponse, Request,
-    Response, VoteRequest, VoteResponse,
+    Response, TimeoutNowRequest, TimeoutNowResponse, VoteRequest, VoteResponse,
 };
 use crate::metrics::{RaftMetrics, Wait};
 use crate::network::{Network, NetworkError, RaftRpc};
@@ -331,6 +334,21 @@ impl<SM: StateMachine> RaftRpc for Raft<SM> {
             .await?
         {
             Response::InstallSnapshot(resp) => Ok(resp),
+            other => Err(NetworkError::Transport(format!(
+                "unexpected response {other:?}"
+            ))),
+        }
+    }
+
+    async fn timeout_now(
+        &self,
+        req: TimeoutNowRequest,
+    ) -> Result<TimeoutNowResponse, NetworkError> {
+        match self
+            .inbound(req.leader_id, Request::TimeoutNow(req))
+            .await?
+        {
+            Response::TimeoutNow(resp) => Ok(resp),
             other => Err(NetworkError::Transport(format!(
                 "unexpected response {other:?}"
             ))),

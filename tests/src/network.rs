@@ -23,7 +23,7 @@ use async_trait::async_trait;
 use raftor::message::{
     AppendEntriesRequest, AppendEntriesResponse, ForwardRequest, ForwardResponse,
     InstallSnapshotRequest, InstallSnapshotResponse, ReadIndexRequest, ReadIndexResponse,
-    VoteRequest, VoteResponse,
+    TimeoutNowRequest, TimeoutNowResponse, VoteRequest, VoteResponse,
 };
 use raftor::{InProcessNetwork, Network, NetworkError, NodeId};
 
@@ -156,5 +156,13 @@ impl Network for FaultyNetwork {
         self.faults
             .call(self.inner.install_snapshot(target, req))
             .await
+    }
+
+    async fn timeout_now(
+        &self,
+        target: NodeId,
+        req: TimeoutNowRequest,
+    ) -> Result<TimeoutNowResponse, NetworkError> {
+        self.faults.call(self.inner.timeout_now(target, req)).await
     }
 }

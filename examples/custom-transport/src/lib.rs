@@ -29,7 +29,7 @@ use async_trait::async_trait;
 use raftor::message::{
     AppendEntriesRequest, AppendEntriesResponse, ForwardRequest, ForwardResponse,
     InstallSnapshotRequest, InstallSnapshotResponse, ReadIndexRequest, ReadIndexResponse,
-    VoteRequest, VoteResponse,
+    TimeoutNowRequest, TimeoutNowResponse, VoteRequest, VoteResponse,
 };
 use raftor::{
     codec, Config, LogIndex, MemStorage, Network, NetworkError, NodeId, Raft, RaftRpc,
@@ -51,6 +51,7 @@ pub enum WireRequest {
     ForwardWrite(ForwardRequest),
     ReadIndex(ReadIndexRequest),
     InstallSnapshot(InstallSnapshotRequest),
+    TimeoutNow(TimeoutNowRequest),
 }
 
 /// The answer to a [`WireRequest`], or why the receiving node could not give one.
@@ -61,6 +62,7 @@ pub enum WireResponse {
     ForwardWrite(ForwardResponse),
     ReadIndex(ReadIndexResponse),
     InstallSnapshot(InstallSnapshotResponse),
+    TimeoutNow(TimeoutNowResponse),
     /// The receiver's node refused (it is shutting down, or stopped).
     Failed(String),
 }
@@ -253,6 +255,17 @@ impl Network for TcpNetwork {
             other => Err(unexpected(other)),
         }
     }
+
+    async fn timeout_now(
+        &self,
+        target: NodeId,
+        req: TimeoutNowRequest,
+    ) -> Result<TimeoutNowResponse, NetworkError> {
+        match self.call(target, WireRequest::TimeoutNow(req)).await? {
+            WireResponse::TimeoutNow(resp) => Ok(resp),
+            other => Err(unexpected(other)),
+        }
+    }
 }
 // ANCHOR_END: client
 
@@ -296,6 +309,9 @@ async fn serve_connection(mut stream: TcpStream, node: Arc<dyn RaftRpc>) {
                 .install_snapshot(req)
                 .await
                 .map(WireResponse::InstallSnapshot),
+            WireRequest::TimeoutNow(req) => {
+                node.timeout_now(req).await.map(WireResponse::TimeoutNow)
+            }
         };
         let response = response.unwrap_or_else(|error| WireResponse::Failed(error.to_string()));
         if write_frame(&mut stream, &response).await.is_err() {

@@ -20,6 +20,7 @@ fn vote_request() -> VoteRequest {
         candidate_id: NodeId(2),
         last_log_id: LogId::default(),
         pre_vote: false,
+        transfer: false,
     }
 }
 

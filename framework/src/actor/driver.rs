@@ -69,6 +69,7 @@ impl<SM: StateMachine> NodeActor<SM> {
             Effect::SendSnapshotChunk { to, request, len } => {
                 self.send_snapshot_chunk(to, request, len, ctx);
             }
+            Effect::ChangeDone { waiter, result } => drop(waiter.send(result)),
             Effect::RejectRead { reader, error } => {
                 let leader = match error {
                     ProposeError::NotLeader { leader } | ProposeError::Dropped { leader } => leader,
@@ -137,6 +138,9 @@ impl<SM: StateMachine> NodeActor<SM> {
                         .install_snapshot(to, req)
                         .await
                         .map(Response::InstallSnapshot),
+                    Request::TimeoutNow(req) => {
+                        network.timeout_now(to, req).await.map(Response::TimeoutNow)
+                    }
                 }
             };
             Some(tokio::time::timeout(timeout, call).await)

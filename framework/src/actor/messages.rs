@@ -4,7 +4,10 @@ use actix::Message;
 use tokio::sync::oneshot;
 
 use crate::core::ReadMode;
-use crate::error::{ClientReadError, ClientWriteError, Fatal};
+use std::collections::BTreeMap;
+
+use crate::error::{ChangeError, ClientReadError, ClientWriteError, Fatal};
+use crate::membership::{Membership, MembershipChange};
 use crate::message::{Request, Response};
 use crate::storage::StorageError;
 use crate::types::{LogId, LogIndex, NodeId, SnapshotMeta};
@@ -26,6 +29,31 @@ pub(crate) struct ClientRead {
 }
 
 impl Message for ClientRead {
+    type Result = ();
+}
+
+/// A membership change or leadership transfer from the handle.
+pub(crate) enum ChangeRequest {
+    Change(MembershipChange),
+    Transfer(NodeId),
+}
+
+/// A membership change or leadership transfer, with where its outcome goes.
+pub(crate) struct Change {
+    pub request: ChangeRequest,
+    pub tx: oneshot::Sender<Result<Membership, ChangeError>>,
+}
+
+impl Message for Change {
+    type Result = ();
+}
+
+/// Asks a leader for each member's match index (`None` if not leader).
+pub(crate) struct Replication {
+    pub tx: oneshot::Sender<Option<BTreeMap<NodeId, LogIndex>>>,
+}
+
+impl Message for Replication {
     type Result = ();
 }
 

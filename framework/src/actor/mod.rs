@@ -24,7 +24,9 @@ mod node;
 mod snapshot_io;
 mod workers;
 
-pub(crate) use messages::{ClientRead, ClientWrite, Inbound, RunRead, Shutdown};
+pub(crate) use messages::{
+    Change, ChangeRequest, ClientRead, ClientWrite, Inbound, Replication, RunRead, Shutdown,
+};
 pub use node::NodeActor;
 pub(crate) use node::{metrics_of, NodeParts, Worker};
 pub(crate) use snapshot_io::{blocking, restore_state_machine};

@@ -13,7 +13,7 @@ use tracing::{debug, warn};
 use crate::config::Config;
 use crate::core::Core;
 use crate::driver::{Effect, Executor, StorageOp};
-use crate::error::{ClientReadError, ClientWriteError, Fatal};
+use crate::error::{ChangeError, ClientReadError, ClientWriteError, Fatal};
 use crate::message::Response;
 use crate::metrics::RaftMetrics;
 use crate::network::Network;
@@ -22,7 +22,8 @@ use crate::storage::SnapshotStorage;
 use crate::types::LogIndex;
 
 use super::messages::{
-    ApplyDone, ClientRead, ClientWrite, Inbound, RunRead, Shutdown, StorageDone,
+    ApplyDone, Change, ChangeRequest, ClientRead, ClientWrite, Inbound, Replication, RunRead,
+    Shutdown, StorageDone,
 };
 use super::snapshot_io::SnapshotSends;
 use super::workers::ApplyWork;
@@ -39,8 +40,11 @@ pub(super) type ClientTx<R> = oneshot::Sender<Result<R, ClientWriteError>>;
 /// How a read is answered: with the read index, for the handle to wait on.
 pub(super) type ReadTx = oneshot::Sender<Result<LogIndex, ClientReadError>>;
 
+/// How a membership change or leadership transfer is answered.
+pub(super) type ChangeTx = oneshot::Sender<Result<crate::membership::Membership, ChangeError>>;
+
 /// The effects of one executor call, as the actor performs them.
-pub(super) type NodeEffect<R> = Effect<ReplyTx, ClientTx<R>, ReadTx>;
+pub(super) type NodeEffect<R> = Effect<ReplyTx, ClientTx<R>, ReadTx, ChangeTx>;
 
 /// Builds the IO workers once the actor's address exists.
 pub(crate) type WorkerFactory<SM> =
@@ -50,7 +54,7 @@ pub(crate) type WorkerFactory<SM> =
 /// and the state machine through workers, and to peers through the network.
 pub struct NodeActor<SM: StateMachine> {
     /// The core and the bookkeeping between it and the IO, shared with the simulator.
-    pub(super) executor: Executor<ReplyTx, ClientTx<SM::Response>, ReadTx>,
+    pub(super) executor: Executor<ReplyTx, ClientTx<SM::Response>, ReadTx, ChangeTx>,
     pub(super) config: Config,
     pub(super) network: Arc<dyn Network>,
     pub(super) storage_tx: mpsc::UnboundedSender<StorageOp>,
@@ -138,6 +142,9 @@ impl<SM: StateMachine> NodeActor<SM> {
         };
         for tx in self.executor.abandon_reads() {
             let _ = tx.send(Err(read_error.clone()));
+        }
+        for tx in self.executor.abandon_changes() {
+            let _ = tx.send(Err(ChangeError::ShuttingDown));
         }
         self.publish_metrics();
         actix::ActorContext::stop(ctx);
@@ -227,6 +234,31 @@ impl<SM: StateMachine> Handler<ClientRead> for NodeActor<SM> {
         }
         let effects = self.executor.read(msg.mode, msg.tx);
         self.run(effects, ctx);
+    }
+}
+
+impl<SM: StateMachine> Handler<Change> for NodeActor<SM> {
+    type Result = ();
+
+    fn handle(&mut self, msg: Change, ctx: &mut Context<Self>) {
+        let _guard = self.span.clone().entered();
+        if self.stopping {
+            let _ = msg.tx.send(Err(ChangeError::ShuttingDown));
+            return;
+        }
+        let effects = match msg.request {
+            ChangeRequest::Change(change) => self.executor.change_membership(change, msg.tx),
+            ChangeRequest::Transfer(to) => self.executor.transfer_leader(to, msg.tx),
+        };
+        self.run(effects, ctx);
+    }
+}
+
+impl<SM: StateMachine> Handler<Replication> for NodeActor<SM> {
+    type Result = ();
+
+    fn handle(&mut self, msg: Replication, _ctx: &mut Context<Self>) {
+        let _ = msg.tx.send(self.executor.core().replication());
     }
 }
 

@@ -39,10 +39,19 @@ impl Core {
         self.role = RoleState::PreCandidate(Votes::default());
         self.leader = None;
         self.reset_election_timer();
-        self.request_votes(self.hard_state.term.next(), true);
+        self.request_votes(self.hard_state.term.next(), true, false);
     }
 
     fn become_candidate(&mut self) {
+        self.campaign_in_next_term(false);
+    }
+
+    /// TimeoutNow from the leader: campaign at once, skipping PreVote, as a transfer.
+    pub(super) fn become_candidate_for_transfer(&mut self) {
+        self.campaign_in_next_term(true);
+    }
+
+    fn campaign_in_next_term(&mut self, transfer: bool) {
         let term = self.hard_state.term.next();
         self.update_term(term);
         // NB: update_term may already have emitted `SaveHardState` (flushing held acks), so the
@@ -51,16 +60,17 @@ impl Core {
         self.hard_state_dirty = true;
         self.role = RoleState::Candidate(Votes::default());
         self.reset_election_timer();
-        self.request_votes(term, false);
+        self.request_votes(term, false, transfer);
     }
 
     /// Votes for itself, then asks every other voter.
-    fn request_votes(&mut self, term: Term, pre_vote: bool) {
+    fn request_votes(&mut self, term: Term, pre_vote: bool, transfer: bool) {
         let request = VoteRequest {
             term,
             candidate_id: self.id,
             last_log_id: self.log.last_log_id(),
             pre_vote,
+            transfer,
         };
         let peers: Vec<NodeId> = self
             .membership
@@ -88,7 +98,9 @@ impl Core {
 
     pub(super) fn handle_vote_request(&mut self, from: NodeId, rpc: RpcId, req: VoteRequest) {
         let term = self.hard_state.term;
-        let granted = if req.term > term && self.is_in_leader_lease() {
+        // NB: a transfer's candidate was sent by the leader itself: the lease does not protect
+        // that leader from it.
+        let granted = if req.term > term && self.is_in_leader_lease() && !req.transfer {
             false
         } else if req.pre_vote {
             req.term > term && self.log.is_up_to_date(req.last_log_id)

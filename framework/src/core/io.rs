@@ -2,8 +2,8 @@
 
 use std::sync::Arc;
 
-use crate::error::ProposeError;
-use crate::membership::Membership;
+use crate::error::{ChangeError, ProposeError};
+use crate::membership::{Membership, MembershipChange};
 use crate::message::{InstallSnapshotRequest, Request, Response};
 use crate::types::{Entry, LogId, LogIndex, NodeId, RequestId, RpcId, SnapshotMeta, Term};
 
@@ -70,6 +70,22 @@ pub enum Input {
     SnapshotBuilt {
         /// Its metadata, with the size of its data.
         meta: SnapshotMeta,
+    },
+    /// Change the cluster's members (leader only): answered with [`Action::ChangeDone`] once the
+    /// final configuration is committed, or refused.
+    ChangeMembership {
+        /// Echoed in the answer.
+        request: RequestId,
+        /// What to change.
+        change: MembershipChange,
+    },
+    /// Hand leadership to `to` (leader only): answered with [`Action::ChangeDone`] once this
+    /// node stepped down, or with `Timeout` after an election timeout.
+    TransferLeader {
+        /// Echoed in the answer.
+        request: RequestId,
+        /// The voter to lead next.
+        to: NodeId,
     },
     /// Storage completed an [`Action::InstallSnapshot`] (and every log write issued before it):
     /// the snapshot is durable and the log is empty after it.
@@ -155,6 +171,13 @@ pub enum Action {
         request: RequestId,
         /// Why (`NotLeader`, with the leader if known).
         error: ProposeError,
+    },
+    /// Answer a membership change or leadership transfer.
+    ChangeDone {
+        /// The change's request id.
+        request: RequestId,
+        /// The membership in effect, or why not.
+        result: Result<Membership, ChangeError>,
     },
     /// Snapshot the state machine exactly as it is after every `Apply` issued before this action
     /// (it runs on the apply stream, in order, so its state ends at `last_included`), store it

@@ -26,8 +26,9 @@
 //!
 //! Files: `node.rs` (state and dispatch), `election.rs` (timer, PreVote, votes),
 //! `replication.rs` (leader: progress, heartbeats, commit, CheckQuorum), `follower.rs` (consistency
-//! check, durable acks, apply), `read_index.rs` (ReadIndex and the leader lease), `log.rs`,
-//! `progress.rs`, `rng.rs`, `io.rs` (inputs and actions).
+//! check, durable acks, apply), `read_index.rs` (ReadIndex and the leader lease), `snapshot.rs`
+//! (compaction, InstallSnapshot), `membership_change.rs` (joint consensus, learners, leadership
+//! transfer), `log.rs`, `progress.rs`, `rng.rs`, `io.rs` (inputs and actions).
 
 #[cfg(any(test, feature = "testing"))]
 mod bugs;
@@ -35,6 +36,7 @@ mod election;
 mod follower;
 mod io;
 mod log;
+mod membership_change;
 mod node;
 mod progress;
 mod read_index;

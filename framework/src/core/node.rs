@@ -13,6 +13,7 @@ use crate::types::{
 
 use super::io::{Action, HardState, Input, Recovered};
 use super::log::RaftLog;
+use super::membership_change::{PendingChange, Transfer};
 use super::progress::Progress;
 use super::read_index::ReadState;
 use super::rng::SeededRng;
@@ -47,6 +48,10 @@ pub(super) struct LeaderState {
     pub heartbeat_elapsed: u64,
     /// Quorum rounds and the reads waiting on them (ReadIndex, lease).
     pub reads: ReadState,
+    /// The membership change under way, if any (one at a time).
+    pub change: Option<PendingChange>,
+    /// The leadership transfer under way, if any.
+    pub transfer: Option<Transfer>,
 }
 
 /// Role-specific state.
@@ -199,12 +204,18 @@ impl Core {
                 Request::AppendEntries(req) => self.handle_append_entries(from, rpc, req),
                 Request::RequestVote(req) => self.handle_vote_request(from, rpc, req),
                 Request::InstallSnapshot(req) => self.handle_install_snapshot(from, rpc, req),
+                Request::TimeoutNow(req) => self.handle_timeout_now(from, rpc, req),
             },
             Input::Response { from, response } => match response {
                 Response::AppendEntries(resp) => self.handle_append_entries_response(from, resp),
                 Response::RequestVote(resp) => self.handle_vote_response(from, resp),
                 Response::InstallSnapshot(resp) => {
                     self.handle_install_snapshot_response(from, resp)
+                }
+                Response::TimeoutNow(resp) => {
+                    if resp.term > self.hard_state.term {
+                        self.become_follower(resp.term, None);
+                    }
                 }
             },
             Input::Propose(proposals) => self.handle_propose(proposals),
@@ -215,7 +226,13 @@ impl Core {
             Input::SnapshotInstalled { last_included } => {
                 self.handle_snapshot_installed(last_included)
             }
+            Input::ChangeMembership { request, change } => {
+                self.handle_change_membership(request, change)
+            }
+            Input::TransferLeader { request, to } => self.handle_transfer_leader(request, to),
         }
+        self.maybe_advance_membership();
+        self.maybe_send_timeout_now();
         // Whatever became committed and durable during this step goes to the state machine.
         self.maybe_apply();
         self.maybe_build_snapshot();
@@ -305,6 +322,21 @@ impl Core {
         self.log.base()
     }
 
+    /// On a leader, each other member's match index (what it is known to hold); `None` on other
+    /// roles.
+    pub fn replication(&self) -> Option<BTreeMap<NodeId, LogIndex>> {
+        match &self.role {
+            RoleState::Leader(leader) => Some(
+                leader
+                    .progress
+                    .iter()
+                    .map(|(id, progress)| (*id, progress.match_index))
+                    .collect(),
+            ),
+            _ => None,
+        }
+    }
+
     /// The latest snapshot this node holds (or is installing), if any.
     pub fn snapshot(&self) -> Option<&SnapshotMeta> {
         self.snapshot.as_ref()
@@ -353,6 +385,16 @@ impl Core {
         self.reset_election_timer();
         if let RoleState::Leader(state) = previous {
             self.reject_reads(state.reads);
+            if let Some(transfer) = state.transfer {
+                self.end_transfer_on_step_down(transfer);
+            }
+            if let Some(change) = state.change {
+                let error = crate::error::ChangeError::NotLeader { leader };
+                self.push(Action::ChangeDone {
+                    request: change.request,
+                    result: Err(error),
+                });
+            }
         }
     }
 
@@ -393,6 +435,7 @@ impl Core {
         for entry in entries {
             if let EntryPayload::Membership(membership) = &entry.payload {
                 self.membership = (entry.log_id.index, membership.clone());
+                self.sync_progress();
             }
         }
     }

@@ -37,6 +37,8 @@ impl Core {
             progress,
             heartbeat_elapsed: 0,
             reads: ReadState::default(),
+            change: None,
+            transfer: None,
         });
         self.leader = Some(self.id);
         self.election_elapsed = 0;
@@ -45,7 +47,10 @@ impl Core {
         self.broadcast_append();
     }
 
-    pub(super) fn handle_propose(&mut self, proposals: Vec<Proposal>) {
+    pub(super) fn handle_propose(&mut self, mut proposals: Vec<Proposal>) {
+        if self.pause_proposals(&mut proposals) {
+            return;
+        }
         if !matches!(self.role, RoleState::Leader(_)) {
             let error = ProposeError::NotLeader {
                 leader: self.leader,
@@ -73,7 +78,7 @@ impl Core {
     }
 
     /// Appends payloads to the leader's own log in its term and asks storage to persist them.
-    fn append_as_leader(&mut self, payloads: Vec<EntryPayload>) {
+    pub(super) fn append_as_leader(&mut self, payloads: Vec<EntryPayload>) {
         let term = self.hard_state.term;
         let first = self.log.last_index().next();
         let entries: Vec<Entry> = payloads
@@ -92,7 +97,7 @@ impl Core {
     }
 
     /// Sends whatever each follower's window allows.
-    fn broadcast_append(&mut self) {
+    pub(super) fn broadcast_append(&mut self) {
         for peer in self.peers() {
             self.send_appends(peer);
         }
@@ -185,6 +190,7 @@ impl Core {
     /// A leader's tick: heartbeats every `heartbeat_interval_ticks`, CheckQuorum every minimum
     /// election timeout.
     pub(super) fn tick_leader(&mut self) {
+        self.expire_transfer();
         self.election_elapsed += 1;
         if self.election_elapsed >= self.config.election_timeout_min_ticks {
             self.election_elapsed = 0;

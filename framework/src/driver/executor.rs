@@ -5,8 +5,8 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
 use crate::core::{Action, Core, Input, Proposal, ReadMode, Role};
-use crate::error::ProposeError;
-use crate::membership::Membership;
+use crate::error::{ChangeError, ProposeError};
+use crate::membership::{Membership, MembershipChange};
 use crate::message::{InstallSnapshotRequest, Request, Response};
 use crate::types::{Entry, LogId, LogIndex, NodeId, RequestId, RpcId, SnapshotMeta};
 
@@ -14,7 +14,7 @@ use super::storage_op::StorageOp;
 
 /// IO the embedding must perform for the node, in the order given.
 #[derive(Debug)]
-pub enum Effect<R, C, Q = C> {
+pub enum Effect<R, C, Q = C, W = C> {
     /// Hand this write to the node's storage worker, which performs writes in order and reports
     /// [`Executor::hard_state_saved`] and [`Executor::log_persisted`].
     Storage(StorageOp),
@@ -78,6 +78,13 @@ pub enum Effect<R, C, Q = C> {
         /// The snapshot to restore.
         meta: SnapshotMeta,
     },
+    /// A membership change or leadership transfer is done, or refused: answer its caller.
+    ChangeDone {
+        /// The caller's handle.
+        waiter: W,
+        /// The membership in effect, or why not.
+        result: Result<Membership, ChangeError>,
+    },
     /// Read `len` bytes of the snapshot `request.meta.last_included` at `request.offset` into
     /// `request.data` and send the request to `to`, like [`Effect::Send`]. If that snapshot is
     /// no longer held, send nothing (the core times the chunk out and moves on).
@@ -92,9 +99,10 @@ pub enum Effect<R, C, Q = C> {
 }
 
 /// A node's core and the bookkeeping that executes its actions. `R` is how an inbound RPC is
-/// answered (a channel, an address), `C` how a client write is, `Q` how a read is.
+/// answered (a channel, an address), `C` how a client write is, `Q` how a read is, `W` how a
+/// membership change or leadership transfer is.
 #[derive(Debug)]
-pub struct Executor<R, C, Q = C> {
+pub struct Executor<R, C, Q = C, W = C> {
     core: Core,
     /// Most client writes buffered into one batch.
     max_batch: u64,
@@ -104,6 +112,8 @@ pub struct Executor<R, C, Q = C> {
     pending_clients: BTreeMap<RequestId, C>,
     /// Reads waiting for the core to confirm or refuse them.
     pending_reads: BTreeMap<RequestId, Q>,
+    /// Membership changes and leadership transfers waiting for their outcome.
+    pending_changes: BTreeMap<RequestId, W>,
     /// Proposals held while the leader's previous append is being written: they go out as one
     /// batch when it completes (one append, one message per follower).
     proposal_buffer: Vec<Proposal>,
@@ -122,19 +132,20 @@ pub struct Executor<R, C, Q = C> {
     next_rpc: u64,
     next_request: u64,
     /// Effects produced by the current call.
-    effects: Vec<Effect<R, C, Q>>,
+    effects: Vec<Effect<R, C, Q, W>>,
 }
 
-impl<R, C, Q> Executor<R, C, Q> {
+impl<R, C, Q, W> Executor<R, C, Q, W> {
     /// An executor for `core` that batches at most `max_batch` client writes into one append
     /// (the config's `max_entries_per_message`).
-    pub fn new(core: Core, max_batch: u64) -> Executor<R, C, Q> {
+    pub fn new(core: Core, max_batch: u64) -> Executor<R, C, Q, W> {
         Executor {
             core,
             max_batch: max_batch.max(1),
             pending_rpcs: BTreeMap::new(),
             pending_clients: BTreeMap::new(),
             pending_reads: BTreeMap::new(),
+            pending_changes: BTreeMap::new(),
             proposal_buffer: Vec::new(),
             appends_in_flight: 0,
             deferred: VecDeque::new(),
@@ -158,7 +169,7 @@ impl<R, C, Q> Executor<R, C, Q> {
     }
 
     /// One tick of logical time: buffered client writes go out first.
-    pub fn tick(&mut self) -> Vec<Effect<R, C, Q>> {
+    pub fn tick(&mut self) -> Vec<Effect<R, C, Q, W>> {
         self.flush_proposals();
         self.step(Input::Tick);
         self.take_effects()
@@ -166,7 +177,7 @@ impl<R, C, Q> Executor<R, C, Q> {
 
     /// A client write. On a leader whose previous append is still being written it waits in the
     /// buffer (up to a full batch), to go out with the others when that append completes.
-    pub fn client_write(&mut self, command: Arc<[u8]>, client: C) -> Vec<Effect<R, C, Q>> {
+    pub fn client_write(&mut self, command: Arc<[u8]>, client: C) -> Vec<Effect<R, C, Q, W>> {
         let request = RequestId(self.next_request);
         self.next_request += 1;
         self.pending_clients.insert(request, client);
@@ -179,7 +190,7 @@ impl<R, C, Q> Executor<R, C, Q> {
     }
 
     /// A read at `mode`; `reader` is how its answer (a read index, or a refusal) gets back.
-    pub fn read(&mut self, mode: ReadMode, reader: Q) -> Vec<Effect<R, C, Q>> {
+    pub fn read(&mut self, mode: ReadMode, reader: Q) -> Vec<Effect<R, C, Q, W>> {
         let request = RequestId(self.next_request);
         self.next_request += 1;
         self.pending_reads.insert(request, reader);
@@ -187,8 +198,41 @@ impl<R, C, Q> Executor<R, C, Q> {
         self.take_effects()
     }
 
+    /// A membership change; `waiter` is how its outcome gets back.
+    pub fn change_membership(
+        &mut self,
+        change: MembershipChange,
+        waiter: W,
+    ) -> Vec<Effect<R, C, Q, W>> {
+        let request = self.next_request_id();
+        self.pending_changes.insert(request, waiter);
+        self.step(Input::ChangeMembership { request, change });
+        self.take_effects()
+    }
+
+    /// A leadership transfer to `to`; `waiter` is how its outcome gets back.
+    pub fn transfer_leader(&mut self, to: NodeId, waiter: W) -> Vec<Effect<R, C, Q, W>> {
+        let request = self.next_request_id();
+        self.pending_changes.insert(request, waiter);
+        self.step(Input::TransferLeader { request, to });
+        self.take_effects()
+    }
+
+    /// Returns every waiting membership change or transfer for the embedding to answer.
+    pub fn abandon_changes(&mut self) -> Vec<W> {
+        std::mem::take(&mut self.pending_changes)
+            .into_values()
+            .collect()
+    }
+
+    fn next_request_id(&mut self) -> RequestId {
+        let request = RequestId(self.next_request);
+        self.next_request += 1;
+        request
+    }
+
     /// An RPC request from a peer; `reply` is how its one answer gets back.
-    pub fn inbound(&mut self, from: NodeId, request: Request, reply: R) -> Vec<Effect<R, C, Q>> {
+    pub fn inbound(&mut self, from: NodeId, request: Request, reply: R) -> Vec<Effect<R, C, Q, W>> {
         let rpc = RpcId(self.next_rpc);
         self.next_rpc += 1;
         self.pending_rpcs.insert(rpc, reply);
@@ -197,14 +241,14 @@ impl<R, C, Q> Executor<R, C, Q> {
     }
 
     /// The response to a request sent with [`Effect::Send`].
-    pub fn response(&mut self, from: NodeId, response: Response) -> Vec<Effect<R, C, Q>> {
+    pub fn response(&mut self, from: NodeId, response: Response) -> Vec<Effect<R, C, Q, W>> {
         self.step(Input::Response { from, response });
         self.take_effects()
     }
 
     /// The last `SaveHardState` handed to storage is durable: run what waited for it (until the
     /// next `SaveHardState`).
-    pub fn hard_state_saved(&mut self) -> Vec<Effect<R, C, Q>> {
+    pub fn hard_state_saved(&mut self) -> Vec<Effect<R, C, Q, W>> {
         self.hard_state_in_flight = false;
         let deferred: Vec<Action> = std::mem::take(&mut self.deferred).into();
         self.execute(deferred);
@@ -213,7 +257,7 @@ impl<R, C, Q> Executor<R, C, Q> {
 
     /// `appends` appends handed to storage are durable, the last ending at `up_to`. Buffered
     /// client writes go out as one batch.
-    pub fn log_persisted(&mut self, up_to: LogId, appends: u64) -> Vec<Effect<R, C, Q>> {
+    pub fn log_persisted(&mut self, up_to: LogId, appends: u64) -> Vec<Effect<R, C, Q, W>> {
         self.appends_in_flight = self.appends_in_flight.saturating_sub(appends);
         self.step(Input::LogPersisted { up_to });
         self.flush_proposals();
@@ -221,20 +265,20 @@ impl<R, C, Q> Executor<R, C, Q> {
     }
 
     /// The state machine applied everything up to `up_to`.
-    pub fn applied(&mut self, up_to: LogIndex) -> Vec<Effect<R, C, Q>> {
+    pub fn applied(&mut self, up_to: LogIndex) -> Vec<Effect<R, C, Q, W>> {
         self.step(Input::Applied { up_to });
         self.take_effects()
     }
 
     /// The snapshot asked for with [`Effect::BuildSnapshot`] is durable.
-    pub fn snapshot_built(&mut self, meta: SnapshotMeta) -> Vec<Effect<R, C, Q>> {
+    pub fn snapshot_built(&mut self, meta: SnapshotMeta) -> Vec<Effect<R, C, Q, W>> {
         self.step(Input::SnapshotBuilt { meta });
         self.take_effects()
     }
 
     /// Storage completed a [`StorageOp::InstallSnapshot`]: the snapshot is durable and the log
     /// reset. The restore held behind it goes to the apply stream.
-    pub fn snapshot_installed(&mut self, last_included: LogId) -> Vec<Effect<R, C, Q>> {
+    pub fn snapshot_installed(&mut self, last_included: LogId) -> Vec<Effect<R, C, Q, W>> {
         self.installs_in_flight = self.installs_in_flight.saturating_sub(1);
         if self.installs_in_flight == 0 {
             let mut held = std::mem::take(&mut self.held_apply);
@@ -296,7 +340,7 @@ impl<R, C, Q> Executor<R, C, Q> {
         self.execute(actions);
     }
 
-    fn take_effects(&mut self) -> Vec<Effect<R, C, Q>> {
+    fn take_effects(&mut self) -> Vec<Effect<R, C, Q, W>> {
         std::mem::take(&mut self.effects)
     }
 
@@ -365,6 +409,11 @@ impl<R, C, Q> Executor<R, C, Q> {
             Action::RejectRead { request, error } => {
                 if let Some(reader) = self.pending_reads.remove(&request) {
                     self.effects.push(Effect::RejectRead { reader, error });
+                }
+            }
+            Action::ChangeDone { request, result } => {
+                if let Some(waiter) = self.pending_changes.remove(&request) {
+                    self.effects.push(Effect::ChangeDone { waiter, result });
                 }
             }
             Action::BuildSnapshot {

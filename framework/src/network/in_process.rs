@@ -14,7 +14,7 @@ use crate::core::SeededRng;
 use crate::message::{
     AppendEntriesRequest, AppendEntriesResponse, ForwardRequest, ForwardResponse,
     InstallSnapshotRequest, InstallSnapshotResponse, ReadIndexRequest, ReadIndexResponse,
-    VoteRequest, VoteResponse,
+    TimeoutNowRequest, TimeoutNowResponse, VoteRequest, VoteResponse,
 };
 use crate::types::NodeId;
 
@@ -318,6 +318,17 @@ impl Network for InProcessNetwork {
     ) -> Result<InstallSnapshotResponse, NetworkError> {
         self.call(target, req, |node, req| async move {
             node.install_snapshot(req).await
+        })
+        .await
+    }
+
+    async fn timeout_now(
+        &self,
+        target: NodeId,
+        req: TimeoutNowRequest,
+    ) -> Result<TimeoutNowResponse, NetworkError> {
+        self.call(target, req, |node, req| async move {
+            node.timeout_now(req).await
         })
         .await
     }

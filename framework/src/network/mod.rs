@@ -18,7 +18,7 @@ use thiserror::Error;
 use crate::message::{
     AppendEntriesRequest, AppendEntriesResponse, ForwardRequest, ForwardResponse,
     InstallSnapshotRequest, InstallSnapshotResponse, ReadIndexRequest, ReadIndexResponse,
-    VoteRequest, VoteResponse,
+    TimeoutNowRequest, TimeoutNowResponse, VoteRequest, VoteResponse,
 };
 use crate::types::NodeId;
 
@@ -62,6 +62,13 @@ pub trait Network: Send + Sync + 'static {
         target: NodeId,
         req: InstallSnapshotRequest,
     ) -> Result<InstallSnapshotResponse, NetworkError>;
+
+    /// Tells `target` to campaign now: the leader hands leadership over (thesis §3.10).
+    async fn timeout_now(
+        &self,
+        target: NodeId,
+        req: TimeoutNowRequest,
+    ) -> Result<TimeoutNowResponse, NetworkError>;
 }
 // ANCHOR_END: network_trait
 
@@ -85,6 +92,9 @@ pub trait RaftRpc: Send + Sync + 'static {
         &self,
         req: InstallSnapshotRequest,
     ) -> Result<InstallSnapshotResponse, NetworkError>;
+    /// Handles an inbound TimeoutNow.
+    async fn timeout_now(&self, req: TimeoutNowRequest)
+        -> Result<TimeoutNowResponse, NetworkError>;
 }
 // ANCHOR_END: raft_rpc_trait
 

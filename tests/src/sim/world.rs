@@ -428,6 +428,8 @@ impl World {
                 last_included,
                 membership,
             } => self.build_snapshot(id, last_included, membership),
+            // The simulated clients change no memberships (yet).
+            Effect::ChangeDone { .. } => {}
             Effect::RestoreSnapshot { meta } => self.restore_snapshot(id, &meta),
             Effect::SendSnapshotChunk { to, request, len } => {
                 self.send_snapshot_chunk(id, to, request, len)
@@ -674,6 +676,7 @@ fn describe_request(request: &Request) -> String {
             req.data.len(),
             if req.done { " done" } else { "" }
         ),
+        Request::TimeoutNow(req) => format!("timeout-now T{}", req.term),
     }
 }
 
@@ -690,5 +693,6 @@ fn describe_response(response: &Response) -> String {
             "snapshot-resp T{} last={} {:?}",
             resp.term, resp.last_included, resp.outcome
         ),
+        Response::TimeoutNow(resp) => format!("timeout-now-resp T{} {}", resp.term, resp.accepted),
     }
 }

@@ -53,6 +53,10 @@ pub fn format_action(action: &Action) -> String {
         ),
         Action::InstallSnapshot { meta } => format!("install-snapshot {}", meta.last_included),
         Action::RestoreSnapshot { meta } => format!("restore-snapshot {}", meta.last_included),
+        Action::ChangeDone { request, result } => match result {
+            Ok(membership) => format!("change-done {request} voters={:?}", membership.voters()),
+            Err(error) => format!("change-done {request} {error}"),
+        },
     }
 }
 
@@ -83,6 +87,7 @@ pub fn format_request(request: &Request) -> String {
             req.data.len(),
             if req.done { " done" } else { "" }
         ),
+        Request::TimeoutNow(req) => format!("TimeoutNow term={}", req.term),
     }
 }
 
@@ -132,6 +137,12 @@ pub fn format_response(response: &Response) -> String {
             format!(
                 "InstallSnapshotResponse term={} last={} {outcome}",
                 resp.term, resp.last_included
+            )
+        }
+        Response::TimeoutNow(resp) => {
+            format!(
+                "TimeoutNowResponse term={} accepted={}",
+                resp.term, resp.accepted
             )
         }
     }

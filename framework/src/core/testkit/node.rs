@@ -160,6 +160,8 @@ impl SimNode {
                     .push_back(PendingWrite::Install(meta, data));
             }
             Action::RestoreSnapshot { meta } => return self.restore(meta),
+            // The testkit's clusters propose no membership changes.
+            Action::ChangeDone { .. } => {}
             Action::Send { .. } | Action::Reply { .. } | Action::SendSnapshotChunk { .. } => {
                 panic!("network actions are executed by the cluster, not the node")
             }

@@ -74,6 +74,7 @@ pub fn vote_request(term: u64, candidate: u64, last: LogId, pre_vote: bool) -> I
         candidate_id: n(candidate),
         last_log_id: last,
         pre_vote,
+        transfer: false,
     };
     Input::Request {
         from: n(candidate),
@@ -113,6 +114,7 @@ pub fn vote_send(to: u64, term: u64, candidate: u64, last: LogId, pre_vote: bool
         candidate_id: n(candidate),
         last_log_id: last,
         pre_vote,
+        transfer: false,
     };
     Action::Send {
         to: n(to),
