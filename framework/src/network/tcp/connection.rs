@@ -74,7 +74,7 @@ impl Connection {
         source_ip: Option<IpAddr>,
         config: &TcpConfig,
     ) -> Result<Connection, NetworkError> {
-        let peer = hello.to;
+        let (peer, from) = (hello.to, hello.from);
         let connect = async {
             let mut stream = connect_from(addr, source_ip).await.map_err(|error| {
                 debug!(peer = %peer, %addr, %error, "connect failed");
@@ -82,7 +82,7 @@ impl Connection {
             })?;
             handshake::offer(&mut stream, hello)
                 .await
-                .map_err(|error| handshake_failed(peer, addr, error))?;
+                .map_err(|error| handshake_failed(from, peer, addr, error))?;
             Ok::<_, NetworkError>(stream)
         };
         let stream = tokio::time::timeout(config.connect_timeout, connect)
@@ -178,10 +178,15 @@ async fn connect_from(addr: SocketAddr, source_ip: Option<IpAddr>) -> std::io::R
 }
 
 /// Logs a failed handshake (a refusal loudly: it is a configuration error) and says why.
-fn handshake_failed(peer: NodeId, addr: SocketAddr, error: HandshakeError) -> NetworkError {
+fn handshake_failed(
+    from: NodeId,
+    peer: NodeId,
+    addr: SocketAddr,
+    error: HandshakeError,
+) -> NetworkError {
     match &error {
         HandshakeError::RefusedByPeer(_) | HandshakeError::WrongPeer { .. } => {
-            warn!(peer = %peer, %addr, %error, "peer refused the connection");
+            warn!(node_id = %from, peer = %peer, %addr, %error, "peer refused the connection");
         }
         _ => debug!(peer = %peer, %addr, %error, "handshake failed"),
     }

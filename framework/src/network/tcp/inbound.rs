@@ -44,8 +44,8 @@ pub(crate) async fn serve(
     let handshake = handshake::accept(&mut stream, id, &config.cluster_id);
     let peer = match tokio::time::timeout(config.connect_timeout, handshake).await {
         Ok(Ok(hello)) => hello.from,
-        Ok(Err(error)) => return refused(remote, error),
-        Err(_) => return refused(remote, HandshakeError::Timeout),
+        Ok(Err(error)) => return refused(id, remote, error),
+        Err(_) => return refused(id, remote, HandshakeError::Timeout),
     };
     let span = tracing::debug_span!("peer", peer = %peer, %remote);
     async {
@@ -66,10 +66,15 @@ pub(crate) async fn serve(
 }
 
 /// Logs a failed handshake: a refusal is a misconfigured peer, worth a warning.
-fn refused(remote: SocketAddr, error: HandshakeError) {
+fn refused(id: NodeId, remote: SocketAddr, error: HandshakeError) {
     match error {
-        HandshakeError::Refused(_) => warn!(%remote, %error, "refused a connection"),
-        _ => warn!(%remote, %error, "closing a connection that did not complete the handshake"),
+        HandshakeError::Refused(_) => {
+            warn!(node_id = %id, %remote, %error, "refused a connection")
+        }
+        _ => warn!(
+            node_id = %id, %remote, %error,
+            "closing a connection that did not complete the handshake"
+        ),
     }
 }
 
