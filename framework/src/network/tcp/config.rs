@@ -12,6 +12,7 @@ pub const MAX_FRAME_BYTES_LIMIT: u32 = 256 << 20;
 /// The longest cluster id accepted, in bytes.
 pub const MAX_CLUSTER_ID_BYTES: usize = 255;
 
+// ANCHOR: tcp_config
 /// Settings of the TCP transport, shared by a node's [`TcpNetwork`](super::TcpNetwork) and
 /// [`TcpServer`](super::TcpServer). Every node of a cluster should use the same values.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,7 +26,8 @@ pub struct TcpConfig {
     /// largest message: `Config::snapshot_chunk_bytes` (1 MiB) and
     /// `Config::max_payload_bytes_per_message` (1 MiB) plus their envelopes.
     pub max_frame_bytes: u32,
-    /// How long opening a connection and its handshake may take.
+    /// How long opening a connection and its handshake may take. Shorter than the node's
+    /// `Config::rpc_timeout`, so a peer that does not answer costs less than an RPC.
     pub connect_timeout: Duration,
     /// Deadline of one AppendEntries, RequestVote or InstallSnapshot, from the call to the
     /// response (connecting included). The node applies its own, usually tighter,
@@ -53,7 +55,7 @@ impl Default for TcpConfig {
         TcpConfig {
             cluster_id: "raftor".to_string(),
             max_frame_bytes: 16 << 20,
-            connect_timeout: Duration::from_millis(500),
+            connect_timeout: Duration::from_millis(250),
             rpc_timeout: Duration::from_secs(2),
             forward_timeout: Duration::from_secs(10),
             reconnect_backoff_min: Duration::from_millis(20),
@@ -63,6 +65,7 @@ impl Default for TcpConfig {
         }
     }
 }
+// ANCHOR_END: tcp_config
 
 impl TcpConfig {
     /// Checks that the settings make sense together, and returns them.
