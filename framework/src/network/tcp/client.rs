@@ -143,13 +143,22 @@ impl TcpNetwork {
             .cloned()
             .ok_or(NetworkError::Unreachable(target))?;
         let deadline = rpc.timeout(&self.shared.config);
+        let started = Instant::now();
+        let mut used = None;
         let call = async {
             let connection = self.connection(&peer).await?;
+            used = Some(Arc::clone(&connection));
             connection.call(rpc).await
         };
-        tokio::time::timeout(deadline, call)
-            .await
-            .unwrap_or(Err(NetworkError::Timeout(target)))
+        match tokio::time::timeout(deadline, call).await {
+            Ok(result) => result,
+            Err(_) => {
+                if let Some(connection) = used {
+                    connection.close_if_silent_since(started);
+                }
+                Err(NetworkError::Timeout(target))
+            }
+        }
     }
 
     /// The open connection to `peer`, opening one unless the peer is backing off.

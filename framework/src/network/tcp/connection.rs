@@ -20,6 +20,7 @@ use tokio::net::tcp::OwnedReadHalf;
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::AbortHandle;
+use tokio::time::Instant;
 use tracing::{debug, warn, Instrument};
 
 use crate::network::NetworkError;
@@ -62,6 +63,8 @@ struct Pending {
 struct PendingState {
     /// False once the connection's task has stopped: nothing will answer any more.
     open: bool,
+    /// When the last response arrived (or the connection opened).
+    last_heard: Instant,
     waiting: HashMap<u64, Reply>,
 }
 
@@ -75,8 +78,14 @@ impl Connection {
         config: &TcpConfig,
     ) -> Result<Connection, NetworkError> {
         let (peer, from) = (hello.to, hello.from);
+        let socket = bind_to(addr, source_ip).map_err(|error| {
+            warn!(node_id = %from, ?source_ip, %error, "cannot bind an outgoing connection");
+            NetworkError::Transport(format!(
+                "cannot bind a connection to node {peer} to {source_ip:?}: {error}"
+            ))
+        })?;
         let connect = async {
-            let mut stream = connect_from(addr, source_ip).await.map_err(|error| {
+            let mut stream = connect(socket, addr).await.map_err(|error| {
                 debug!(peer = %peer, %addr, %error, "connect failed");
                 NetworkError::Unreachable(peer)
             })?;
@@ -100,6 +109,7 @@ impl Connection {
             max: config.max_inflight_rpcs,
             state: Mutex::new(PendingState {
                 open: true,
+                last_heard: Instant::now(),
                 waiting: HashMap::new(),
             }),
         });
@@ -144,6 +154,22 @@ impl Connection {
         }
     }
 
+    /// Closes the connection if nothing has arrived on it since `since`: a call timed out, and
+    /// the peer has not answered anything else either. The peer may be wedged, or the connection
+    /// half-open (the peer's host vanished without a word); a fresh connection finds out. Calls
+    /// still waiting fail at once.
+    pub(crate) fn close_if_silent_since(&self, since: Instant) {
+        let silent = {
+            let state = self.pending.lock();
+            state.open && state.last_heard < since
+        };
+        if silent {
+            warn!(peer = %self.peer, "no response on the connection since the call began: closing it");
+            self.pending.close();
+            self.task.abort();
+        }
+    }
+
     /// Calls waiting for a response.
     #[cfg(test)]
     pub(crate) fn pending_calls(&self) -> usize {
@@ -161,10 +187,10 @@ impl Drop for Connection {
     }
 }
 
-/// Opens a TCP connection to `addr`, from `source_ip` when given: binding the socket to the
+/// A socket to reach `addr` from `source_ip` when given: binding the socket to the
 /// node's own IP makes the connection come from the node's address, so firewall rules on
 /// addresses partition nodes exactly.
-async fn connect_from(addr: SocketAddr, source_ip: Option<IpAddr>) -> std::io::Result<TcpStream> {
+fn bind_to(addr: SocketAddr, source_ip: Option<IpAddr>) -> std::io::Result<TcpSocket> {
     let socket = match addr {
         SocketAddr::V4(_) => TcpSocket::new_v4()?,
         SocketAddr::V6(_) => TcpSocket::new_v6()?,
@@ -172,6 +198,11 @@ async fn connect_from(addr: SocketAddr, source_ip: Option<IpAddr>) -> std::io::R
     if let Some(ip) = source_ip.filter(|ip| ip.is_ipv4() == addr.is_ipv4()) {
         socket.bind(SocketAddr::new(ip, 0))?;
     }
+    Ok(socket)
+}
+
+/// Connects `socket` to `addr`, with Nagle's algorithm off: RPCs are small and latency-bound.
+async fn connect(socket: TcpSocket, addr: SocketAddr) -> std::io::Result<TcpStream> {
     let stream = socket.connect(addr).await?;
     stream.set_nodelay(true)?;
     Ok(stream)
@@ -261,7 +292,11 @@ impl Pending {
 
     /// Hands a response to its call. A response nobody waits for any more is dropped.
     fn answer(&self, id: u64, result: Result<RpcResponse, RemoteError>) {
-        let reply = self.lock().waiting.remove(&id);
+        let reply = {
+            let mut state = self.lock();
+            state.last_heard = Instant::now();
+            state.waiting.remove(&id)
+        };
         match reply {
             Some(reply) => {
                 let _ = reply.send(result);

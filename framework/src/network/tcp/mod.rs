@@ -70,7 +70,9 @@
 //! [`TcpConfig::connect_timeout`]; each RPC within [`TcpConfig::rpc_timeout`] (or
 //! [`TcpConfig::forward_timeout`] for `forward_write` and `read_index`, which a leader may take
 //! its client timeout to answer), after which it fails with `NetworkError::Timeout` and its
-//! entry leaves the pending map; a response arriving later is dropped. When a connection breaks,
+//! entry leaves the pending map; a response arriving later is dropped. If nothing at all arrived
+//! on the connection while the call waited, the connection closes too: the peer may be wedged,
+//! or the connection half-open after its host vanished. When a connection breaks,
 //! the RPCs waiting on it fail at once and the next RPC reconnects. A failed attempt makes the
 //! peer back off (from [`TcpConfig::reconnect_backoff_min`], doubling up to
 //! [`TcpConfig::reconnect_backoff_max`]); meanwhile RPCs to it fail at once as

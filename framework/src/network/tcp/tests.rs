@@ -259,20 +259,47 @@ async fn a_slow_request_does_not_hold_up_a_fast_one_on_the_same_connection() {
 }
 
 #[tokio::test]
-async fn a_timed_out_call_leaves_the_pending_map() {
+async fn a_timed_out_call_leaves_the_pending_map_and_a_busy_connection_stays() {
     let server = serve(config()).await;
     let network = network(server.local_addr(), config());
+    let hang = ForwardRequest {
+        command: b"hang".to_vec(),
+    };
+    let hung = network.forward_write(NodeId(2), hang);
+    let busy = async {
+        // Other calls are answered on the connection while the hung one waits.
+        for _ in 0..8 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            assert!(network.request_vote(NodeId(2), vote(0)).await.is_ok());
+        }
+    };
+    let (result, ()) = within(async { tokio::join!(hung, busy) }).await;
+    assert_eq!(result, Err(NetworkError::Timeout(NodeId(2))));
+    assert_eq!(network.pending_calls(NodeId(2)), 0);
+    assert!(within(network.request_vote(NodeId(2), vote(0)))
+        .await
+        .is_ok());
+    assert_eq!(network.connections_opened(NodeId(2)), 1);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_connection_silent_through_a_timeout_is_replaced() {
+    let server = serve(config()).await;
+    let network = network(server.local_addr(), config());
+    assert!(within(network.request_vote(NodeId(2), vote(0)))
+        .await
+        .is_ok());
     let hang = ForwardRequest {
         command: b"hang".to_vec(),
     };
     let result = within(network.forward_write(NodeId(2), hang)).await;
     assert_eq!(result, Err(NetworkError::Timeout(NodeId(2))));
     assert_eq!(network.pending_calls(NodeId(2)), 0);
-    // The connection still works.
     assert!(within(network.request_vote(NodeId(2), vote(0)))
         .await
         .is_ok());
-    assert_eq!(network.connections_opened(NodeId(2)), 1);
+    assert_eq!(network.connections_opened(NodeId(2)), 2);
     server.shutdown().await;
 }
 
