@@ -12,6 +12,7 @@
 //! attempt abandoned half-way (its caller's deadline passed) must still slow the next one down.
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -34,7 +35,8 @@ use super::frame::{RpcRequest, RpcResponse};
 
 /// The sending side of the TCP transport: implements [`Network`] for one node. Cheap to clone;
 /// clones share the connections and the address map. Dropping the last clone closes every
-/// connection.
+/// connection. A connection's task runs on the tokio runtime of the RPC that opened it (for a
+/// node, its actor's runtime).
 #[derive(Clone)]
 pub struct TcpNetwork {
     shared: Arc<Shared>,
@@ -183,6 +185,16 @@ impl TcpNetwork {
         link.opened += 1;
         link.connection = Some(Arc::clone(&connection));
         Ok(connection)
+    }
+}
+
+impl fmt::Debug for TcpNetwork {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TcpNetwork")
+            .field("id", &self.shared.id)
+            .field("source_ip", &self.shared.source_ip)
+            .field("peers", &self.peer_addrs())
+            .finish()
     }
 }
 

@@ -164,7 +164,7 @@ impl Connection {
             state.open && state.last_heard < since
         };
         if silent {
-            warn!(peer = %self.peer, "no response on the connection since the call began: closing it");
+            warn!(peer = %self.peer, "nothing received since a timed-out call began: closing");
             self.pending.close();
             self.task.abort();
         }

@@ -30,16 +30,25 @@ use super::frame::{
 };
 use super::handshake;
 
-/// Serves one accepted connection for node `id` until it closes. `_slot` is the connection's
-/// place among the server's `max_inbound_connections`, given back when it ends.
+/// The node a server answers for.
+pub(crate) struct Local {
+    /// The node's id: the one a peer's handshake must name.
+    pub id: NodeId,
+    /// The transport's settings.
+    pub config: TcpConfig,
+    /// The node's `Raft` handle.
+    pub node: Arc<dyn RaftRpc>,
+}
+
+/// Serves one accepted connection for the `local` node until it closes. `_slot` is the
+/// connection's place among the server's `max_inbound_connections`, given back when it ends.
 pub(crate) async fn serve(
     mut stream: TcpStream,
     remote: SocketAddr,
-    id: NodeId,
-    config: Arc<TcpConfig>,
-    node: Arc<dyn RaftRpc>,
+    local: Arc<Local>,
     _slot: OwnedSemaphorePermit,
 ) {
+    let (id, config) = (local.id, &local.config);
     let _ = stream.set_nodelay(true);
     let handshake = handshake::accept(&mut stream, id, &config.cluster_id);
     let peer = match tokio::time::timeout(config.connect_timeout, handshake).await {
@@ -53,7 +62,7 @@ pub(crate) async fn serve(
         let (reader, writer) = stream.into_split();
         let (outgoing, queued) = mpsc::channel(config.max_inflight_rpcs);
         let result = tokio::select! {
-            result = read_requests(reader, outgoing, id, &config, node) => result,
+            result = read_requests(reader, outgoing, &local) => result,
             result = write_frames(writer, queued) => result,
         };
         match result {
@@ -83,10 +92,9 @@ fn refused(id: NodeId, remote: SocketAddr, error: HandshakeError) {
 async fn read_requests(
     mut reader: OwnedReadHalf,
     outgoing: mpsc::Sender<Vec<u8>>,
-    id: NodeId,
-    config: &Arc<TcpConfig>,
-    node: Arc<dyn RaftRpc>,
+    local: &Arc<Local>,
 ) -> Result<(), FrameError> {
+    let config = &local.config;
     let slots = Arc::new(Semaphore::new(config.max_inflight_rpcs));
     let mut requests = JoinSet::new();
     loop {
@@ -101,11 +109,10 @@ async fn read_requests(
             .map_err(|_| FrameError::Unexpected("request after close"))?;
         let answer = Answer {
             request_id,
-            node: id,
-            config: Arc::clone(config),
+            local: Arc::clone(local),
             outgoing: outgoing.clone(),
         };
-        requests.spawn(answer.run(Arc::clone(&node), rpc, slot).in_current_span());
+        requests.spawn(answer.run(rpc, slot).in_current_span());
         while requests.try_join_next().is_some() {}
     }
 }
@@ -113,22 +120,21 @@ async fn read_requests(
 /// What a request's task needs to answer it.
 struct Answer {
     request_id: u64,
-    /// This node, named in a timeout error.
-    node: NodeId,
-    config: Arc<TcpConfig>,
+    local: Arc<Local>,
     outgoing: mpsc::Sender<Vec<u8>>,
 }
 
 impl Answer {
     /// Calls the node, under the RPC's deadline (past it the sender has given up), and queues
     /// the response.
-    async fn run(self, node: Arc<dyn RaftRpc>, rpc: RpcRequest, _slot: OwnedSemaphorePermit) {
-        let deadline = rpc.timeout(&self.config);
-        let result = match tokio::time::timeout(deadline, dispatch(&*node, rpc)).await {
+    async fn run(self, rpc: RpcRequest, _slot: OwnedSemaphorePermit) {
+        let local = &self.local;
+        let deadline = rpc.timeout(&local.config);
+        let result = match tokio::time::timeout(deadline, dispatch(&*local.node, rpc)).await {
             Ok(result) => result.map_err(RemoteError::from),
-            Err(_) => Err(RemoteError::Timeout(self.node)),
+            Err(_) => Err(RemoteError::Timeout(local.id)),
         };
-        let max = self.config.max_frame_bytes;
+        let max = local.config.max_frame_bytes;
         let id = self.request_id;
         let frame = encode_frame(&Frame::Response { id, result }, max).or_else(|error| {
             warn!(%error, "cannot send a response");

@@ -1,6 +1,6 @@
-//! raftor's TCP transport: [`TcpNetwork`] sends a node's RPCs (it implements [`Network`](crate::network::Network)), and
-//! [`TcpServer`] receives its peers' RPCs and hands each to the node's `Raft` handle (through
-//! [`RaftRpc`](crate::network::RaftRpc)).
+//! raftor's TCP transport: [`TcpNetwork`] sends a node's RPCs (it implements
+//! [`Network`](crate::network::Network)), and [`TcpServer`] receives its peers' RPCs and hands
+//! each to the node's `Raft` handle (through [`RaftRpc`](crate::network::RaftRpc)).
 //!
 //! ```text
 //!  node A                                                    node B

@@ -10,6 +10,7 @@
 //! tasks: stopping the loop (through [`ServerHandle::shutdown`], or by dropping the handle) stops
 //! them all.
 
+use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -76,7 +77,7 @@ impl TcpServer {
     }
 
     /// Starts answering peers' RPCs by calling `node` (the local `Raft` handle), on a task of the
-    /// current tokio runtime.
+    /// current tokio runtime. Panics outside a tokio runtime, as `tokio::spawn` does.
     pub fn serve(self, node: Arc<dyn RaftRpc>) -> ServerHandle {
         let local_addr = self.local_addr();
         let (stop, stopped) = oneshot::channel();
@@ -91,8 +92,12 @@ impl TcpServer {
 
     /// Accepts connections until told to stop, at most `max_inbound_connections` at once.
     async fn accept_loop(self, node: Arc<dyn RaftRpc>, mut stop: oneshot::Receiver<()>) {
-        let config = Arc::new(self.config);
-        let slots = Arc::new(Semaphore::new(config.max_inbound_connections));
+        let slots = Arc::new(Semaphore::new(self.config.max_inbound_connections));
+        let local = Arc::new(inbound::Local {
+            id: self.id,
+            config: self.config,
+            node,
+        });
         let mut connections = JoinSet::new();
         debug!("serving");
         loop {
@@ -101,7 +106,7 @@ impl TcpServer {
                 Some(_) = connections.join_next(), if !connections.is_empty() => {}
                 accepted = accept(&self.listener, &slots) => match accepted {
                     Ok((stream, remote, slot)) => {
-                        let serve = inbound::serve(stream, remote, self.id, Arc::clone(&config), Arc::clone(&node), slot);
+                        let serve = inbound::serve(stream, remote, Arc::clone(&local), slot);
                         connections.spawn(serve.in_current_span());
                     }
                     Err(error) => {
@@ -127,6 +132,24 @@ async fn accept(
         .map_err(std::io::Error::other)?;
     let (stream, remote) = listener.accept().await?;
     Ok((stream, remote, slot))
+}
+
+impl fmt::Debug for TcpServer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TcpServer")
+            .field("id", &self.id)
+            .field("local_addr", &self.local_addr)
+            .finish()
+    }
+}
+
+impl fmt::Debug for ServerHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServerHandle")
+            .field("local_addr", &self.local_addr)
+            .field("running", &!self.task.is_finished())
+            .finish()
+    }
 }
 
 impl ServerHandle {

@@ -125,9 +125,11 @@ async fn frames_round_trip() {
         bytes.len() - 4
     );
     let decoded = read_frame(&mut &bytes[..], 1 << 20).await.expect("decodes");
-    assert!(
-        matches!(decoded, Frame::Request { id: 42, rpc: RpcRequest::RequestVote(v) } if v == vote(3))
-    );
+    let Frame::Request { id, rpc } = decoded else {
+        panic!("not a request: {decoded:?}");
+    };
+    assert_eq!(id, 42);
+    assert!(matches!(rpc, RpcRequest::RequestVote(v) if v == vote(3)));
 }
 
 #[tokio::test]
