@@ -7,10 +7,13 @@
 //!  node A core ◄─Response── Ok(resp) ◄══════════════════════════════════════ resp
 //! ```
 //!
-//! Shipped transports: [`Router`] (in-process, with fault injection for tests). A transport never
-//! needs to understand the messages beyond serializing them; every one is serde-derived.
+//! Shipped transports: [`Router`] (in-process, with fault injection for tests) and [`tcp`]
+//! (tokio TCP: length-prefixed bincode frames, requests multiplexed over one connection per peer,
+//! a handshake checking the cluster id, reconnection with backoff). A transport never needs to
+//! understand the messages beyond serializing them; every one is serde-derived.
 
 mod in_process;
+pub mod tcp;
 
 use async_trait::async_trait;
 use thiserror::Error;
