@@ -313,6 +313,16 @@ impl RaftRpc for Scripted {
         *self.chunk.lock().expect("lock") = Some(req);
         Ok(resp)
     }
+
+    async fn timeout_now(
+        &self,
+        req: raftor::message::TimeoutNowRequest,
+    ) -> Result<raftor::message::TimeoutNowResponse, NetworkError> {
+        Ok(raftor::message::TimeoutNowResponse {
+            term: req.term,
+            accepted: false,
+        })
+    }
 }
 
 /// Node 2 of cluster `t55`, serving `node` on 127.0.0.1.
@@ -334,6 +344,7 @@ fn vote() -> VoteRequest {
         candidate_id: NodeId(1),
         last_log_id: LogId::new(Term(2), LogIndex(9)),
         pre_vote: false,
+        transfer: false,
     }
 }
 

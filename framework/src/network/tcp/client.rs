@@ -23,7 +23,7 @@ use tracing::debug;
 use crate::message::{
     AppendEntriesRequest, AppendEntriesResponse, ForwardRequest, ForwardResponse,
     InstallSnapshotRequest, InstallSnapshotResponse, ReadIndexRequest, ReadIndexResponse,
-    VoteRequest, VoteResponse,
+    TimeoutNowRequest, TimeoutNowResponse, VoteRequest, VoteResponse,
 };
 use crate::network::{Network, NetworkError};
 use crate::types::NodeId;
@@ -280,6 +280,17 @@ impl Network for TcpNetwork {
     ) -> Result<InstallSnapshotResponse, NetworkError> {
         match self.call(target, RpcRequest::InstallSnapshot(req)).await? {
             RpcResponse::InstallSnapshot(resp) => Ok(resp),
+            other => Err(mismatch(target, &other)),
+        }
+    }
+
+    async fn timeout_now(
+        &self,
+        target: NodeId,
+        req: TimeoutNowRequest,
+    ) -> Result<TimeoutNowResponse, NetworkError> {
+        match self.call(target, RpcRequest::TimeoutNow(req)).await? {
+            RpcResponse::TimeoutNow(resp) => Ok(resp),
             other => Err(mismatch(target, &other)),
         }
     }

@@ -10,7 +10,7 @@ use tokio::sync::mpsc;
 use crate::message::{
     AppendEntriesRequest, AppendEntriesResponse, ForwardRequest, ForwardResponse,
     InstallSnapshotRequest, InstallSnapshotResponse, ReadIndexRequest, ReadIndexResponse,
-    VoteRequest, VoteResponse,
+    TimeoutNowRequest, TimeoutNowResponse, VoteRequest, VoteResponse,
 };
 use crate::network::NetworkError;
 use crate::types::NodeId;
@@ -70,7 +70,7 @@ pub(crate) struct Hello {
     pub to: NodeId,
 }
 
-/// The five RPCs of [`Network`](crate::Network), as they travel.
+/// The six RPCs of [`Network`](crate::Network), as they travel.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) enum RpcRequest {
     AppendEntries(AppendEntriesRequest),
@@ -78,6 +78,7 @@ pub(crate) enum RpcRequest {
     ForwardWrite(ForwardRequest),
     ReadIndex(ReadIndexRequest),
     InstallSnapshot(InstallSnapshotRequest),
+    TimeoutNow(TimeoutNowRequest),
 }
 
 /// The answers to [`RpcRequest`]s, variant for variant.
@@ -88,6 +89,7 @@ pub(crate) enum RpcResponse {
     ForwardWrite(ForwardResponse),
     ReadIndex(ReadIndexResponse),
     InstallSnapshot(InstallSnapshotResponse),
+    TimeoutNow(TimeoutNowResponse),
 }
 
 /// A [`NetworkError`] returned by the receiving node's `RaftRpc`, as it travels. A mirror rather

@@ -159,5 +159,6 @@ async fn dispatch(node: &dyn RaftRpc, rpc: RpcRequest) -> Result<RpcResponse, Ne
         RpcRequest::InstallSnapshot(req) => {
             RpcResponse::InstallSnapshot(node.install_snapshot(req).await?)
         }
+        RpcRequest::TimeoutNow(req) => RpcResponse::TimeoutNow(node.timeout_now(req).await?),
     })
 }

@@ -72,6 +72,16 @@ impl RaftRpc for Scripted {
             round: req.round,
         })
     }
+
+    async fn timeout_now(
+        &self,
+        req: crate::message::TimeoutNowRequest,
+    ) -> Result<crate::message::TimeoutNowResponse, NetworkError> {
+        Ok(crate::message::TimeoutNowResponse {
+            term: req.term,
+            accepted: false,
+        })
+    }
 }
 
 fn config() -> TcpConfig {
@@ -106,6 +116,7 @@ fn vote(delay_ms: u64) -> VoteRequest {
         candidate_id: NodeId(1),
         last_log_id: LogId::new(Term(1), LogIndex(1)),
         pre_vote: false,
+        transfer: false,
     }
 }
 
