@@ -4,6 +4,7 @@
 mod golden;
 mod property;
 mod rules_election;
+mod rules_membership;
 mod rules_read;
 mod rules_replication;
 mod rules_snapshot;
