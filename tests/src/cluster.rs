@@ -182,6 +182,31 @@ impl<C: Command> TestCluster<C> {
         self.apply_links();
     }
 
+    /// Adds node `id` with empty storage and starts it, connected: it waits, receiving nothing,
+    /// until a membership change adds it (as a learner or a voter).
+    pub async fn add_node(&mut self, id: NodeId) {
+        {
+            let mut nodes = self.nodes();
+            if nodes.ids.contains(&id) {
+                return;
+            }
+            nodes.ids.push(id);
+            nodes.ids.sort();
+            nodes.storage.insert(id, MemStorage::new());
+            nodes.connected.insert(id);
+        }
+        self.start(id).await;
+    }
+
+    /// Stops node `id` for good and forgets it (once a membership change removed it); its
+    /// ledger record stays, so what it applied still counts in the checks.
+    pub async fn retire_node(&mut self, id: NodeId) {
+        self.crash(id).await;
+        let mut nodes = self.nodes();
+        nodes.ids.retain(|known| *known != id);
+        nodes.connected.remove(&id);
+    }
+
     /// The lab suite's `crash1`: disconnects node `id`, then crashes it.
     pub async fn crash1(&mut self, id: NodeId) {
         self.disconnect(id);
