@@ -22,9 +22,14 @@ impl Core {
     }
 
     /// Starts a pre-vote round, or an election when PreVote is off. Learners and nodes outside
-    /// the configuration never campaign.
+    /// the configuration never campaign — unless that configuration is not known committed: a
+    /// leader that appended a configuration without itself and lost leadership before it
+    /// committed may hold the most up-to-date log, and no one else could win without its vote
+    /// (found by the property test: without this, such a cluster never elects a leader again).
+    /// Winning needs a quorum of that configuration either way, so this is safe.
     pub(super) fn campaign(&mut self) {
-        if !self.membership.1.is_voter(self.id) {
+        let removed = !self.membership.1.is_voter(self.id);
+        if removed && self.membership.0 <= self.log.commit_index() {
             self.reset_election_timer();
             return;
         }

@@ -20,9 +20,10 @@
 //!   `NotLeader` (the change's outcome unknown) is safe.
 //! - The leader replicates to every member of the configuration in effect, learners included
 //!   (they never count toward a quorum or vote). A removed node no longer hears from the leader;
-//!   it does not disrupt the cluster afterwards: if it received `C(new)` it knows it is not a
-//!   voter and never campaigns, and if not, its log lacks `C(new)`, so no up-to-date voter
-//!   grants it a (pre-)vote.
+//!   it does not disrupt the cluster afterwards: once it knows `C(new)` committed it never
+//!   campaigns; if it lacks `C(new)`, no up-to-date voter grants it a (pre-)vote; and if it
+//!   holds `C(new)` uncommitted, it may campaign (it could be the only one holding the newest
+//!   log: see `election.rs`), but PreVote and CheckQuorum keep it from unseating a live leader.
 //!
 //! ## Leadership transfer
 //! `TransferLeader(to)`: the leader pauses new proposals, brings `to` up to date, then sends

@@ -49,6 +49,9 @@ pub struct SimNode {
     pub applied: Vec<Entry>,
     /// How each client request was answered: the index it was applied at, or why not.
     pub answers: BTreeMap<RequestId, Result<LogIndex, ProposeError>>,
+    /// How each membership change was answered.
+    pub changes:
+        BTreeMap<RequestId, Result<crate::membership::Membership, crate::error::ChangeError>>,
     /// How each read was answered: the read index it may be served at, or why not.
     pub reads: BTreeMap<RequestId, Result<LogIndex, ProposeError>>,
     /// How many times the node restarted.
@@ -70,6 +73,7 @@ impl SimNode {
             pending_writes: VecDeque::new(),
             applied: Vec::new(),
             answers: BTreeMap::new(),
+            changes: BTreeMap::new(),
             reads: BTreeMap::new(),
             restarts: 0,
         };
@@ -160,8 +164,9 @@ impl SimNode {
                     .push_back(PendingWrite::Install(meta, data));
             }
             Action::RestoreSnapshot { meta } => return self.restore(meta),
-            // The testkit's clusters propose no membership changes.
-            Action::ChangeDone { .. } => {}
+            Action::ChangeDone { request, result } => {
+                self.changes.insert(request, result);
+            }
             Action::Send { .. } | Action::Reply { .. } | Action::SendSnapshotChunk { .. } => {
                 panic!("network actions are executed by the cluster, not the node")
             }

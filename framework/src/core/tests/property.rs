@@ -48,6 +48,7 @@ use crate::core::testkit::{
     format_request, format_response, Body, Cluster, Envelope, InvariantChecker,
 };
 use crate::core::{Core, HardState, Input, Proposal, ReadMode, Recovered, Role, SeededRng};
+use crate::membership::MembershipChange;
 use crate::message::{AppendEntriesRequest, Request};
 use crate::types::{Entry, EntryPayload, LogId, LogIndex, NodeId, RequestId, RpcId, Term};
 
@@ -159,9 +160,20 @@ fn replay(seed: u64, steps: u64) {
         steps_override: Some(steps),
         without_reads: true,
         without_compaction: true,
+        without_membership: true,
         ..Default::default()
     };
     run_or_report(seed, &mut progress);
+}
+
+/// Seed 211 with membership changes: a leader appended a configuration without itself, lost
+/// leadership before it committed, and held the most up-to-date log. It did not campaign (not
+/// a voter in its latest configuration), and no one else could win without its vote: no leader
+/// ever again. A node whose latest configuration is not known committed now campaigns anyway.
+#[test]
+fn regression_a_node_removed_by_an_uncommitted_configuration_still_campaigns() {
+    let mut progress = Progress::default();
+    run_or_report(211, &mut progress);
 }
 
 /// A candidate of an old term may win on delayed votes after a later term's leader committed
@@ -343,6 +355,8 @@ struct Progress {
     /// Never compact: the regression seeds were recorded before compaction existed, and its
     /// dice and messages would change every later choice.
     without_compaction: bool,
+    /// Never change the membership (the same reason).
+    without_membership: bool,
 }
 
 /// Counters summed over schedules, to show the schedules reach interesting states.
@@ -367,6 +381,10 @@ struct Stats {
     /// Snapshots built (compaction), and received snapshots installed.
     snapshots_built: u64,
     snapshots_installed: u64,
+    /// Membership changes asked for during the faults, and change requests in all.
+    changes: u64,
+    changes_done: u64,
+    change_requests: u64,
     /// The most reliable rounds any final phase needed.
     max_liveness_rounds: u64,
 }
@@ -388,6 +406,8 @@ impl Stats {
         self.truncations += other.truncations;
         self.snapshots_built += other.snapshots_built;
         self.snapshots_installed += other.snapshots_installed;
+        self.changes += other.changes;
+        self.changes_done += other.changes_done;
         self.max_liveness_rounds = self.max_liveness_rounds.max(other.max_liveness_rounds);
     }
 }
@@ -398,8 +418,8 @@ impl fmt::Display for Stats {
             f,
             "{} schedules, {} steps ({}% with a leader), {} elections, max term {}, \
              {} committed entries (longest log {}), {} proposals ({} ok, {} err), {} reads served, \
-             {} crashes, {} truncations, {} snapshots built, {} installed, final phase <= {} \
-             rounds",
+             {} crashes, {} truncations, {} snapshots built, {} installed, {} membership changes \
+             asked ({} carried out), final phase <= {} rounds",
             self.schedules,
             self.steps,
             self.steps_with_leader * 100 / self.steps.max(1),
@@ -415,6 +435,8 @@ impl fmt::Display for Stats {
             self.truncations,
             self.snapshots_built,
             self.snapshots_installed,
+            self.changes,
+            self.changes_done,
             self.max_liveness_rounds
         )
     }
@@ -503,6 +525,8 @@ struct Weights {
     heal: u64,
     crash: u64,
     restart: u64,
+    /// Membership changes (0 in half the schedules, and in regression replays).
+    change: u64,
 }
 
 /// A fault profile (calm, lossy or chaotic) plus random speeds for clocks, network, disks and
@@ -522,6 +546,7 @@ fn random_weights(dice: &mut Dice) -> Weights {
         heal: 20,
         crash: [0, dice.range(3, 15), dice.range(8, 25)][fault],
         restart: dice.range(10, 40),
+        change: 0,
     }
 }
 
@@ -543,6 +568,8 @@ enum Event {
     Heal,
     Crash(NodeId),
     Restart(NodeId),
+    /// Ask this node to change the membership.
+    Change(NodeId, MembershipChange),
 }
 
 /// A client proposal and what is needed to judge its answer.
@@ -628,6 +655,10 @@ impl<'a> Schedule<'a> {
         } else {
             with_random_compaction(&mut dice, config)
         };
+        let mut weights = weights;
+        if !progress.without_membership && dice.percent(50) {
+            weights.change = dice.range(2, 12);
+        }
         let mut cluster = Cluster::new(size, config.clone(), seed);
         cluster.auto_persist = false;
         // Always on: truncations are counted from it. Lines are kept only when asked.
@@ -688,6 +719,9 @@ impl<'a> Schedule<'a> {
             if line.contains(": install-snapshot ") {
                 self.stats.snapshots_installed += 1;
             }
+            if line.contains(": change-done ") && line.contains(" voters=") {
+                self.stats.changes_done += 1;
+            }
             if self.progress.print_trace {
                 println!("{line}");
             }
@@ -747,6 +781,7 @@ impl<'a> Schedule<'a> {
             u64::from(self.any_blocked()) * w.heal,
             u64::from(down.len() < self.max_down) * w.crash,
             u64::from(!down.is_empty()) * w.restart,
+            w.change,
         ];
         let mut roll = self.dice.range(0, choices.iter().sum());
         let mut kind = 0;
@@ -777,8 +812,35 @@ impl<'a> Schedule<'a> {
                 Some(leader) if self.dice.percent(40) => Event::Crash(leader),
                 _ => Event::Crash(self.dice.pick(&up)),
             },
-            _ => Event::Restart(self.dice.pick(&down)),
+            10 => Event::Restart(self.dice.pick(&down)),
+            _ => self.random_change(&up),
         }
+    }
+
+    /// A membership change, usually asked of a leader: new voters (any non-empty subset of
+    /// the nodes), a learner, or a removal.
+    fn random_change(&mut self, up: &[NodeId]) -> Event {
+        let node = match self.cluster.leader() {
+            Some(leader) if self.dice.percent(80) => leader,
+            _ => self.dice.pick(up),
+        };
+        let ids = self.ids.clone();
+        let change = match self.dice.below(4) {
+            0 => MembershipChange::AddLearner(self.dice.pick(&ids)),
+            1 => MembershipChange::Remove(self.dice.pick(&ids)),
+            _ => {
+                let mut voters: BTreeSet<NodeId> = ids
+                    .iter()
+                    .copied()
+                    .filter(|_| self.dice.percent(60))
+                    .collect();
+                if voters.is_empty() {
+                    voters.insert(self.dice.pick(&ids));
+                }
+                MembershipChange::SetVoters(voters)
+            }
+        };
+        Event::Change(node, change)
     }
 
     /// A node with pending writes, by disk speed.
@@ -858,6 +920,7 @@ impl<'a> Schedule<'a> {
             Event::Heal => "heal".to_string(),
             Event::Crash(id) => format!("crash {id}"),
             Event::Restart(id) => format!("restart {id}"),
+            Event::Change(id, change) => format!("change {change:?} on {id}"),
         }
     }
 
@@ -884,6 +947,12 @@ impl<'a> Schedule<'a> {
                 self.cluster.crash(id);
             }
             Event::Restart(id) => self.cluster.restart(id),
+            Event::Change(id, change) => {
+                self.stats.changes += 1;
+                let request = self.next_change_request();
+                self.cluster
+                    .step(id, Input::ChangeMembership { request, change });
+            }
         }
         self.drain_trace();
     }
@@ -1015,6 +1084,9 @@ impl<'a> Schedule<'a> {
         self.drain_trace();
         self.check();
         let budget = LIVENESS_ROUNDS_PER_TIMEOUT * self.election_timeout_max_ticks;
+        if self.weights.change > 0 {
+            self.restore_full_membership(budget);
+        }
         // A follower whose timer nearly ran out during the faults may still start an election
         // in the first healed rounds: wait until one leader has been stable for a whole
         // election timeout, so every follower has heard from it since.
@@ -1067,6 +1139,40 @@ impl<'a> Schedule<'a> {
         self.stats.elections = self.leader_terms.len() as u64;
         self.check_applied_agree();
         self.check_answers();
+    }
+
+    /// After random membership changes: makes every node a voter again (a leader must be
+    /// elected among the voters in effect and carry the change through), so the liveness check
+    /// can demand that every node follows one leader.
+    fn restore_full_membership(&mut self, budget: u64) {
+        let all: BTreeSet<NodeId> = self.ids.iter().copied().collect();
+        for _ in 0..4 * budget {
+            self.reliable_round();
+            let Some(leader) = self.cluster.leader() else {
+                continue;
+            };
+            let request = self.next_change_request();
+            let change = MembershipChange::SetVoters(all.clone());
+            self.cluster
+                .step(leader, Input::ChangeMembership { request, change });
+            self.drain_trace();
+            let done = self.cluster.node(leader).changes.get(&request);
+            if let Some(Ok(membership)) = done {
+                if membership.voters() == all && membership.learners().is_empty() {
+                    return;
+                }
+            }
+        }
+        panic!(
+            "liveness: the membership could not be restored to every node ({})",
+            self.summary()
+        );
+    }
+
+    /// Request ids for membership changes, apart from the proposals' (`r1`, `r2`, ...).
+    fn next_change_request(&mut self) -> RequestId {
+        self.stats.change_requests += 1;
+        RequestId(1 << 40 | self.stats.change_requests)
     }
 
     /// One round of reliable operation: a tick everywhere, then every message and write.
