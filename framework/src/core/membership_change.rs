@@ -112,13 +112,19 @@ impl Core {
     /// After every step, on a leader: a committed joint configuration moves on to its final
     /// one; a committed final one answers the change, and a leader outside it steps down.
     pub(super) fn maybe_advance_membership(&mut self) {
-        if !matches!(self.role, RoleState::Leader(_)) {
+        let RoleState::Leader(leader) = &self.role else {
+            return;
+        };
+        // Every step of a leader comes here: return early, without cloning, when there is
+        // nothing to do (the common case).
+        let index = self.membership.0;
+        let nothing_to_do = !self.membership.1.is_joint()
+            && leader.change.is_none()
+            && self.membership.1.is_voter(self.id);
+        if index > self.log.commit_index() || nothing_to_do {
             return;
         }
-        let (index, membership) = self.membership.clone();
-        if index > self.log.commit_index() {
-            return;
-        }
+        let membership = self.membership.1.clone();
         if membership.is_joint() {
             self.append_as_leader(vec![EntryPayload::Membership(membership.final_config())]);
             let index = self.log.last_index();
