@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use raftor::core::Role;
 use raftor::{Config, LogIndex, MemStorage, NodeId, Raft, Router, StateMachine, StateMachineError};
 
 /// Counts the commands it applies.
@@ -55,17 +56,19 @@ async fn start(router: &Router, id: NodeId, members: &[NodeId]) -> anyhow::Resul
     Ok(raft)
 }
 
-/// The handle of the node that leads now.
+/// The handle of the node that leads now (waits up to 5 s for one).
 async fn leader(nodes: &BTreeMap<NodeId, Raft<Counter>>) -> anyhow::Result<Raft<Counter>> {
-    let any = nodes
-        .values()
-        .next()
-        .ok_or_else(|| anyhow::anyhow!("no nodes"))?;
-    let id = any.wait(Duration::from_secs(5)).leader_known().await?;
-    nodes
-        .get(&id)
-        .cloned()
-        .ok_or_else(|| anyhow::anyhow!("leader {id} is not one of ours"))
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while tokio::time::Instant::now() < deadline {
+        let leading = nodes
+            .values()
+            .find(|raft| raft.metrics().role == Role::Leader);
+        if let Some(raft) = leading {
+            return Ok(raft.clone());
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    anyhow::bail!("no leader within 5 s")
 }
 
 #[tokio::main]

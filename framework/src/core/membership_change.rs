@@ -11,9 +11,10 @@
 //!  AddLearner(id) ──► append C(voters, learners+id) ──commit──► ChangeDone(Ok)
 //! ```
 //!
-//! - Only one change is in flight: a second is refused with `InProgress` while a configuration
-//!   is uncommitted or joint, or a transfer runs. A new leader refuses changes until it has
-//!   committed an entry of its term (so it knows the latest configuration is committed).
+//! - Only one change is in flight: a second is refused with `InProgress` while one runs, or a
+//!   transfer does. A change asked of a leader whose configuration is not known committed yet
+//!   (a new leader before its term's first commit, or one finishing an inherited joint change)
+//!   is queued and starts once it is: a change always starts from a committed configuration.
 //! - A leader that inherits a joint configuration finishes it: once `C(old,new)` is committed
 //!   it appends `C(new)` (so an election in the middle of a change never strands it).
 //! - A change to what is already in effect is answered `Ok` at once: asking again after a
@@ -50,6 +51,14 @@ pub(super) struct PendingChange {
     pub index: LogIndex,
 }
 
+/// Whether a leader can start a membership change.
+enum Readiness {
+    Ready,
+    /// Once its own term's first entry (and any configuration before it) commits.
+    NotYet,
+    No(ChangeError),
+}
+
 /// A leadership transfer under way.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Transfer {
@@ -69,8 +78,16 @@ impl Core {
         request: RequestId,
         change: MembershipChange,
     ) {
-        if let Err(error) = self.may_change() {
-            return self.change_done(request, Err(error));
+        match self.readiness() {
+            Readiness::Ready => {}
+            Readiness::NotYet => {
+                // A new leader (or one finishing an inherited change): start it once ready.
+                if let RoleState::Leader(leader) = &mut self.role {
+                    leader.queued_change = Some(Box::new((request, change)));
+                }
+                return;
+            }
+            Readiness::No(error) => return self.change_done(request, Err(error)),
         }
         let current = self.membership.1.clone();
         let next = match next_membership(&current, change) {
@@ -86,23 +103,56 @@ impl Core {
         self.broadcast_append();
     }
 
-    /// Whether the leader may start a change (or a transfer) now.
-    fn may_change(&self) -> Result<(), ChangeError> {
+    /// Whether the leader may start a change now, soon (once its own term's entry and any
+    /// inherited configuration commit), or not at all.
+    fn readiness(&self) -> Readiness {
         let RoleState::Leader(leader) = &self.role else {
-            return Err(ChangeError::NotLeader {
+            return Readiness::No(ChangeError::NotLeader {
                 leader: self.leader,
             });
         };
-        let commit = self.log.commit_index();
-        let busy = leader.change.is_some()
-            || leader.transfer.is_some()
-            || self.membership.1.is_joint()
-            || self.membership.0 > commit
-            || self.log.term_at(commit) != Some(self.hard_state.term);
-        if busy {
-            return Err(ChangeError::InProgress);
+        if leader.change.is_some() || leader.transfer.is_some() || leader.queued_change.is_some() {
+            return Readiness::No(ChangeError::InProgress);
         }
-        Ok(())
+        let commit = self.log.commit_index();
+        let settled = !self.membership.1.is_joint()
+            && self.membership.0 <= commit
+            && self.log.term_at(commit) == Some(self.hard_state.term);
+        if settled {
+            Readiness::Ready
+        } else {
+            Readiness::NotYet
+        }
+    }
+
+    /// Whether the leader may start a leadership transfer now.
+    fn may_transfer(&self) -> Result<(), ChangeError> {
+        match self.readiness() {
+            Readiness::Ready => Ok(()),
+            Readiness::NotYet => Err(ChangeError::InProgress),
+            Readiness::No(error) => Err(error),
+        }
+    }
+
+    /// Starts a change that waited for the leader to be ready.
+    fn start_queued_change(&mut self) {
+        let queued = match &mut self.role {
+            RoleState::Leader(leader) => leader.queued_change.take(),
+            _ => None,
+        };
+        if let Some(queued) = queued {
+            match self.readiness() {
+                Readiness::NotYet => {
+                    if let RoleState::Leader(leader) = &mut self.role {
+                        leader.queued_change = Some(queued);
+                    }
+                }
+                _ => {
+                    let (request, change) = *queued;
+                    self.handle_change_membership(request, change);
+                }
+            }
+        }
     }
 
     fn change_done(&mut self, request: RequestId, result: Result<Membership, ChangeError>) {
@@ -120,8 +170,13 @@ impl Core {
         let index = self.membership.0;
         let nothing_to_do = !self.membership.1.is_joint()
             && leader.change.is_none()
+            && leader.queued_change.is_none()
             && self.membership.1.is_voter(self.id);
         if index > self.log.commit_index() || nothing_to_do {
+            return;
+        }
+        self.start_queued_change();
+        if self.membership.0 != index {
             return;
         }
         let membership = self.membership.1.clone();
@@ -173,7 +228,7 @@ impl Core {
             let membership = self.membership.1.clone();
             return self.change_done(request, Ok(membership));
         }
-        if let Err(error) = self.may_change() {
+        if let Err(error) = self.may_transfer() {
             return self.change_done(request, Err(error));
         }
         if !self.membership.1.is_voter(to) {
@@ -182,13 +237,13 @@ impl Core {
         }
         let deadline_tick = self.now_tick + self.config.election_timeout_max_ticks;
         if let RoleState::Leader(leader) = &mut self.role {
-            leader.transfer = Some(Transfer {
+            leader.transfer = Some(Box::new(Transfer {
                 to,
                 request,
                 deadline_tick,
                 sent: false,
                 paused: Vec::new(),
-            });
+            }));
         }
         self.send_appends(to);
         self.maybe_send_timeout_now();
@@ -243,7 +298,7 @@ impl Core {
                 .take_if(|transfer| now_tick >= transfer.deadline_tick),
             _ => None,
         };
-        if let Some(transfer) = expired {
+        if let Some(transfer) = expired.map(|transfer| *transfer) {
             self.change_done(transfer.request, Err(ChangeError::Timeout));
             if !transfer.paused.is_empty() {
                 self.handle_propose(transfer.paused);

@@ -51,7 +51,10 @@ pub(super) struct LeaderState {
     /// The membership change under way, if any (one at a time).
     pub change: Option<PendingChange>,
     /// The leadership transfer under way, if any.
-    pub transfer: Option<Transfer>,
+    pub transfer: Option<Box<Transfer>>,
+    /// A change asked of this leader before it was ready (its term's first entry or an
+    /// inherited configuration not yet committed): started once it is.
+    pub queued_change: Option<Box<(RequestId, crate::membership::MembershipChange)>>,
 }
 
 /// Role-specific state.
@@ -386,13 +389,15 @@ impl Core {
         if let RoleState::Leader(state) = previous {
             self.reject_reads(state.reads);
             if let Some(transfer) = state.transfer {
-                self.end_transfer_on_step_down(transfer);
+                self.end_transfer_on_step_down(*transfer);
             }
-            if let Some(change) = state.change {
-                let error = crate::error::ChangeError::NotLeader { leader };
+            let error = crate::error::ChangeError::NotLeader { leader };
+            let waiting = state.change.map(|change| change.request);
+            let queued = state.queued_change.map(|queued| queued.0);
+            for request in waiting.into_iter().chain(queued) {
                 self.push(Action::ChangeDone {
-                    request: change.request,
-                    result: Err(error),
+                    request,
+                    result: Err(error.clone()),
                 });
             }
         }

@@ -39,6 +39,7 @@ impl Core {
             reads: ReadState::default(),
             change: None,
             transfer: None,
+            queued_change: None,
         });
         self.leader = Some(self.id);
         self.election_elapsed = 0;

@@ -345,3 +345,31 @@ fn timeout_now_makes_a_follower_campaign_at_once_and_voters_grant_despite_the_le
     });
     assert!(actions.contains(&vote_reply(2, 2, true, false)));
 }
+
+#[test]
+fn a_change_asked_of_a_new_leader_starts_once_its_term_has_a_commit() {
+    let config = crate::config::Config {
+        pre_vote: false,
+        ..fixed_config()
+    };
+    let mut core = core_with(1, 3, 0, &[], config);
+    tick_until_action(&mut core);
+    for peer in [2, 3] {
+        core.step(vote_response(peer, 1, true, false));
+    }
+    assert_eq!(core.role(), Role::Leader);
+    // Its blank entry (2) is not committed yet: the change waits, unanswered.
+    let actions = core.step(change(7, MembershipChange::AddLearner(n(4))));
+    assert!(answers(&actions).is_empty() && appended_configs(&actions).is_empty());
+    // A second change meanwhile is refused.
+    let actions = core.step(change(8, MembershipChange::AddLearner(n(5))));
+    assert_eq!(
+        answers(&actions),
+        vec![(RequestId(8), Err(ChangeError::InProgress))]
+    );
+    // The blank commits: the change starts in the same step.
+    let actions = replicate(&mut core, 2, &[2]);
+    assert_eq!(appended_configs(&actions).len(), 1);
+    let actions = replicate(&mut core, 3, &[2]);
+    assert_eq!(answers(&actions), vec![(RequestId(7), Ok(ids(&[1, 2, 3])))]);
+}
