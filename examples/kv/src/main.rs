@@ -50,7 +50,7 @@ async fn run(command: Cmd) -> anyhow::Result<u8> {
 fn usage_error(message: &str) -> ! {
     let mut command = Cli::command();
     let serve = command.find_subcommand_mut("serve").cloned();
-    let mut target = serve.unwrap_or(command);
+    let mut target = serve.unwrap_or(command).bin_name("raftor-kv serve");
     target
         .error(clap::error::ErrorKind::ValueValidation, message)
         .exit()
