@@ -110,15 +110,21 @@ async fn tour(cluster: &mut LocalCluster, writes: u64) -> anyhow::Result<()> {
         .filter(|spec| spec.id != leader)
         .map(|spec| spec.endpoint())
         .collect();
+    let killed = Instant::now();
     let election = tokio::spawn({
         let survivors = survivors.clone();
-        async move { local::wait_for_leader(&survivors, Some(leader), WAIT).await }
+        async move {
+            let leader = local::wait_for_leader(&survivors, Some(leader), WAIT).await?;
+            anyhow::Ok((leader, killed.elapsed()))
+        }
     });
     let more = write_keys(&survivors, writes..2 * writes).await;
-    let new_leader = election.await.context("election watcher")??;
+    let (new_leader, took) = election.await.context("election watcher")??;
     println!(
-        "{} node {new_leader} won the election; {} of {writes} writes sent meanwhile acknowledged",
+        "{} node {new_leader} won the election {} ms after the kill; {} of {writes} writes sent \
+         through the survivors meanwhile acknowledged",
         at(),
+        took.as_millis(),
         more.len()
     );
     acked.extend(more);
