@@ -106,6 +106,21 @@ pub enum Cmd {
         #[arg(value_delimiter = ',', required = true)]
         voters: Vec<u64>,
     },
+    /// Measure writes/s and linearizable reads/s with latency percentiles, against any
+    /// endpoints.
+    Bench {
+        #[command(flatten)]
+        endpoints: EndpointArgs,
+        /// Concurrent clients to try, each with one request in flight.
+        #[arg(long, value_delimiter = ',', default_value = "1,16,64")]
+        clients: Vec<usize>,
+        /// Value sizes to try, in bytes.
+        #[arg(long, value_delimiter = ',', default_value = "0,256")]
+        value_bytes: Vec<usize>,
+        /// How long each phase (writes, then reads) runs: 10s, 500ms, 2m.
+        #[arg(long, default_value = "5s", value_parser = crate::bench::parse_duration)]
+        duration: Duration,
+    },
     /// Hand leadership to node TO.
     TransferLeader {
         #[command(flatten)]

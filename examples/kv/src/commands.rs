@@ -1,5 +1,5 @@
 //! The client subcommands (`put`, `get`, `delete`, `cas`, `status`, `members`, `add-learner`,
-//! `set-voters`, `transfer-leader`): each is one HTTP request to the first endpoint that
+//! `set-voters`, `transfer-leader`; and `bench`, see `bench.rs`): each is one HTTP request to the first endpoint that
 //! answers, whose body is printed. The exit code is 0 for a 2xx answer, 1 otherwise.
 
 use std::time::Duration;
@@ -8,6 +8,7 @@ use hyper::body::Bytes;
 use hyper::Method;
 use serde_json::json;
 
+use crate::bench::BenchPlan;
 use crate::cli::{Cmd, EndpointArgs};
 use crate::client::{encode_key, Endpoints, Reply};
 use crate::local::cluster_view;
@@ -44,6 +45,22 @@ pub async fn run(command: Cmd) -> anyhow::Result<i32> {
             )
         }
         Cmd::Status { endpoints } => return status(&endpoints).await,
+        Cmd::Bench {
+            endpoints,
+            clients,
+            value_bytes,
+            duration,
+        } => {
+            let endpoints = parse(&endpoints)?;
+            let plan = BenchPlan {
+                endpoints,
+                clients,
+                value_bytes,
+                duration,
+            };
+            crate::bench::run(plan).await?;
+            return Ok(0);
+        }
         Cmd::Members { endpoints } => (endpoints, Method::GET, "/cluster".into(), Bytes::new()),
         Cmd::AddLearner {
             endpoints,

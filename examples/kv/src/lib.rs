@@ -39,7 +39,8 @@
 //!
 //! `raftor-kv serve` is a node. `raftor-kv cluster` runs three of them as child processes,
 //! `raftor-kv demo` runs three, kills the leader with SIGKILL and checks nothing acknowledged
-//! was lost ([`local`] manages the children). The other subcommands are HTTP clients.
+//! was lost ([`local`] manages the children). The other subcommands are HTTP clients, and
+//! `raftor-kv bench` a load generator ([`bench`]).
 //!
 //! ## Failures
 //!
@@ -49,6 +50,7 @@
 //! until the deadline. SIGTERM stops a node cleanly: no new requests, in-flight requests answered,
 //! leadership handed to another voter, the node stopped, exit 0.
 
+pub mod bench;
 pub mod cli;
 pub mod client;
 pub mod commands;
