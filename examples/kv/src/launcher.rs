@@ -34,6 +34,11 @@ pub async fn run(args: ClusterArgs) -> anyhow::Result<()> {
     let logs = Logs::Dir(args.data_dir.clone());
     let mut cluster = LocalCluster::new(exe, specs, Vec::new(), logs);
     cluster.start_all()?;
+    // A node that cannot bind its ports exits at once: say so before waiting for an election.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    cluster
+        .check_alive()
+        .context("a node failed to start (its port taken?); see its log")?;
     let leader = local::wait_for_leader(&cluster.endpoints(), None, Duration::from_secs(20)).await;
     cluster
         .check_alive()
