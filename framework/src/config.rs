@@ -44,11 +44,8 @@ pub struct Config {
     /// `NotLeader { leader }` and retries there itself.
     pub forward_writes: bool,
     /// Take a snapshot once this many entries were applied since the latest one (log compaction,
-    /// §7). 0, the default, never compacts.
-    ///
-    /// NB: so far only the protocol core and its testkit execute compaction; the node actor and
-    /// the simulator do not yet (issue 6, phase 2), so `Raft::start` refuses anything but 0 with
-    /// `StartError::Unsupported`.
+    /// §7). 0, the default, never compacts: the log then grows with every write. The state
+    /// machine must implement `snapshot` and `restore`.
     pub snapshot_threshold_entries: u64,
     /// After a snapshot, keep this many entries before its last included one in the log, so a
     /// follower slightly behind still gets entries instead of the whole snapshot.

@@ -120,13 +120,22 @@ impl<SM: StateMachine> Raft<SM> {
 
     /// Stops the node after handing leadership to the most up-to-date voter if this node leads,
     /// so the cluster does not wait an election timeout for a new leader. Gives up on the
-    /// transfer (and stops anyway) after an election timeout.
+    /// transfer (and stops anyway) after two election timeouts (the successor may be stopping
+    /// too).
     pub async fn shutdown_gracefully(&self) {
         let metrics = self.metrics();
         if metrics.role == Role::Leader {
             if let Some(to) = self.best_successor().await {
-                if let Err(error) = self.transfer_leader(to).await {
-                    tracing::warn!(%to, %error, "leadership transfer before shutdown failed");
+                let config = &self.inner.config;
+                let ticks =
+                    u32::try_from(2 * config.election_timeout_max_ticks).unwrap_or(u32::MAX);
+                let bound = config.tick_interval.saturating_mul(ticks);
+                match tokio::time::timeout(bound, self.transfer_leader(to)).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(error)) => {
+                        tracing::warn!(%to, %error, "leadership transfer before shutdown failed");
+                    }
+                    Err(_) => tracing::warn!(%to, "leadership transfer before shutdown timed out"),
                 }
             }
         }
