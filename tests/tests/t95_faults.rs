@@ -7,6 +7,8 @@
 //! them the test fails saying what is missing, unless `RAFTOR_FAULTS_SKIP=1`. The nemeses run
 //! one after another in this one test: they share the machine's firewall and loopback addresses.
 
+use std::io::Write;
+
 use raftor_tests::jepsen::{prereq, run, summary, RunConfig, SuiteConfig};
 
 #[test]
@@ -14,7 +16,11 @@ fn the_kv_store_stays_linearizable_under_faults() {
     let exe = match prereq::check(5) {
         Ok(exe) => exe,
         Err(missing) if std::env::var(prereq::SKIP_VAR).is_ok_and(|v| v == "1") => {
-            eprintln!("SKIPPED ({}=1); missing: {}", prereq::SKIP_VAR, missing.join("; "));
+            eprintln!(
+                "SKIPPED ({}=1); missing: {}",
+                prereq::SKIP_VAR,
+                missing.join("; ")
+            );
             return;
         }
         Err(missing) => panic!(
@@ -50,19 +56,25 @@ fn the_kv_store_stays_linearizable_under_faults() {
         };
         let report = runtime
             .block_on(run(run_config, &exe, dir.path()))
-            .unwrap_or_else(|error| panic!("{}: the run could not proceed: {error:#}", nemesis.name()));
+            .unwrap_or_else(|error| {
+                panic!("{}: the run could not proceed: {error:#}", nemesis.name())
+            });
         if !report.problems.is_empty() {
             kept.push(dir.keep());
         }
         eprintln!("{}", summary(std::slice::from_ref(&report)));
         reports.push(report);
     }
+    // Written to stderr directly, not through the test harness's capture: CI shows it on success.
     let table = summary(&reports);
-    println!("{table}");
-    eprintln!("{table}");
+    let _ = std::io::stderr().write_all(format!("\n{table}").as_bytes());
     let problems: Vec<String> = reports
         .iter()
-        .flat_map(|r| r.problems.iter().map(move |p| format!("{} (seed {}): {p}", r.nemesis.name(), r.seed)))
+        .flat_map(|r| {
+            r.problems
+                .iter()
+                .map(move |p| format!("{} (seed {}): {p}", r.nemesis.name(), r.seed))
+        })
         .collect();
     assert!(
         problems.is_empty(),

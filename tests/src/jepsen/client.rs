@@ -32,6 +32,9 @@ const KEYS_AT_ONCE: u64 = 3;
 /// How long a window of keys is used before the next.
 const KEY_PERIOD: Duration = Duration::from_secs(2);
 
+/// How long a client pauses after an operation that failed or timed out.
+const FAILURE_PAUSE: Duration = Duration::from_millis(50);
+
 /// What the workers share.
 #[derive(Clone)]
 pub struct Workload {
@@ -84,6 +87,7 @@ pub async fn worker(workload: Workload, client: u64, seed: u64) {
         let outcome = perform(endpoint, &key, &op).await;
         let ret = workload.now();
         remember(&mut seen, &key, &op, &outcome);
+        let failed = !matches!(outcome, Outcome::Ok(_));
         let record = Record {
             client,
             key,
@@ -94,6 +98,10 @@ pub async fn worker(workload: Workload, client: u64, seed: u64) {
         };
         if let Ok(mut records) = workload.records.lock() {
             records.push(record);
+        }
+        if failed {
+            // Do not spin on a dead node: a refused connection fails in microseconds.
+            tokio::time::sleep(FAILURE_PAUSE).await;
         }
     }
 }
@@ -107,7 +115,11 @@ fn pick_op(rng: &mut TestRng, last_seen: Option<String>, client: u64, seq: u64) 
         40..65 => KvOp::Put(value),
         65..90 => KvOp::Cas {
             expected: if rng.below(3) == 0 { None } else { last_seen },
-            value: if rng.below(10) == 0 { None } else { Some(value) },
+            value: if rng.below(10) == 0 {
+                None
+            } else {
+                Some(value)
+            },
         },
         _ => KvOp::Delete,
     }
@@ -185,7 +197,9 @@ pub async fn probe_write(endpoint: &str, key: &str) -> bool {
 /// `consistency=stale` read of `key` on one node: `Some(value)` if it answered.
 pub async fn stale_read(endpoint: &str, key: &str) -> Option<Option<String>> {
     let path = format!("/kv/{}?consistency=stale", encode_key(key));
-    let reply = send(endpoint, Method::GET, &path, Bytes::new()).await.ok()?;
+    let reply = send(endpoint, Method::GET, &path, Bytes::new())
+        .await
+        .ok()?;
     match reply.status {
         200 => Some(Some(reply.text())),
         404 => Some(None),

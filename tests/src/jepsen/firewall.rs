@@ -74,7 +74,12 @@ impl Firewall {
 
     /// Drops raft packets from `from` to `to` (one direction), each with `probability`
     /// (`None`: all of them).
-    pub fn cut(&self, from: Ipv4Addr, to: Ipv4Addr, probability: Option<f64>) -> anyhow::Result<()> {
+    pub fn cut(
+        &self,
+        from: Ipv4Addr,
+        to: Ipv4Addr,
+        probability: Option<f64>,
+    ) -> anyhow::Result<()> {
         let (from, to) = (from.to_string(), to.to_string());
         let mut args = vec![
             "-A",
@@ -142,7 +147,9 @@ fn remove_stale_chains() -> anyhow::Result<()> {
         let Some(owner) = chain.strip_prefix(CHAIN_PREFIX) else {
             continue;
         };
-        let pid = owner.strip_prefix('-').and_then(|pid| pid.parse::<u32>().ok());
+        let pid = owner
+            .strip_prefix('-')
+            .and_then(|pid| pid.parse::<u32>().ok());
         let alive = pid.is_some_and(|pid| std::path::Path::new(&format!("/proc/{pid}")).exists());
         if !alive {
             eprintln!("removing the stale iptables chain {chain} (its run is gone)");

@@ -93,23 +93,38 @@ impl SuiteConfig {
 /// The summary table: one row per run.
 pub fn summary(reports: &[Report]) -> String {
     let mut out = format!(
-        "{:<15} {:>6} {:>6} {:>7} {:>7} {:>7} {:>12} {:>9}  {}\n",
-        "nemesis", "faults", "ok", "failed", "unknown", "linear", "recovery", "result", "seed"
+        "{:<15} {:>6} {:>6} {:>6} {:>7} {:>7} {:>7} {:>12} {:>7}  {}\n",
+        "nemesis",
+        "faults",
+        "terms",
+        "ok",
+        "failed",
+        "unknown",
+        "linear",
+        "max recovery",
+        "result",
+        "seed"
     );
     for report in reports {
-        let recovery = report
-            .recovery
-            .map_or_else(|| "none".to_string(), |d| format!("{:.2}s", d.as_secs_f64()));
+        let recovery = report.recovery.map_or_else(
+            || "none".to_string(),
+            |d| format!("{:.2}s", d.as_secs_f64()),
+        );
         out.push_str(&format!(
-            "{:<15} {:>6} {:>6} {:>7} {:>7} {:>7} {:>12} {:>9}  {}\n",
+            "{:<15} {:>6} {:>6} {:>6} {:>7} {:>7} {:>7} {:>12} {:>7}  {}\n",
             report.nemesis.name(),
             report.faults,
+            format!("+{}", report.term_rise),
             report.tally.ok,
             report.tally.failed,
             report.tally.unknown,
             if report.linearizable { "yes" } else { "NO" },
             recovery,
-            if report.problems.is_empty() { "pass" } else { "FAIL" },
+            if report.problems.is_empty() {
+                "pass"
+            } else {
+                "FAIL"
+            },
             report.seed,
         ));
     }

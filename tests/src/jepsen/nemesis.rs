@@ -226,7 +226,9 @@ async fn change(endpoint: &str, path: &str, body: &serde_json::Value) -> anyhow:
 async fn wait_caught_up(endpoint: &str, reference: &str) -> anyhow::Result<()> {
     let deadline = Instant::now() + MEMBERSHIP_TIMEOUT;
     let target = loop {
-        let commit = cluster_view(reference).await.and_then(|v| v["commit_index"].as_u64());
+        let commit = cluster_view(reference)
+            .await
+            .and_then(|v| v["commit_index"].as_u64());
         match commit {
             Some(commit) => break commit,
             None if Instant::now() >= deadline => bail!("{reference} gives no commit index"),
@@ -234,7 +236,9 @@ async fn wait_caught_up(endpoint: &str, reference: &str) -> anyhow::Result<()> {
         }
     };
     loop {
-        let applied = cluster_view(endpoint).await.and_then(|v| v["applied_index"].as_u64());
+        let applied = cluster_view(endpoint)
+            .await
+            .and_then(|v| v["applied_index"].as_u64());
         if applied.is_some_and(|applied| applied >= target) {
             return Ok(());
         }

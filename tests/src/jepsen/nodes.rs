@@ -238,7 +238,10 @@ impl Nodes {
         let pid = libc::pid_t::try_from(child.id())?;
         // SAFETY: kill(2) on a child this process spawned and has not reaped.
         if unsafe { libc::kill(pid, signal) } != 0 {
-            bail!("signal {signal} to node {id}: {}", std::io::Error::last_os_error());
+            bail!(
+                "signal {signal} to node {id}: {}",
+                std::io::Error::last_os_error()
+            );
         }
         Ok(())
     }

@@ -62,7 +62,10 @@ fn kv_binary() -> Result<PathBuf, String> {
         ));
     };
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let sources = [workspace.join("examples/kv/src"), workspace.join("framework/src")];
+    let sources = [
+        workspace.join("examples/kv/src"),
+        workspace.join("framework/src"),
+    ];
     let newest = sources.iter().filter_map(|dir| newest_file(dir)).max();
     match newest {
         Some((time, file)) if time > built => Err(format!(
@@ -82,7 +85,11 @@ fn newest_file(dir: &Path) -> Option<(SystemTime, PathBuf)> {
         let candidate = if path.is_dir() {
             newest_file(&path)
         } else {
-            entry.metadata().and_then(|m| m.modified()).ok().map(|t| (t, path))
+            entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .map(|t| (t, path))
         };
         if let Some(candidate) = candidate {
             if newest.as_ref().is_none_or(|(time, _)| candidate.0 > *time) {

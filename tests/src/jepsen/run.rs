@@ -1,8 +1,8 @@
 //! One run: a fresh cluster, clients, one nemesis on a schedule, then the checks.
 //!
 //! ```text
-//!  start n nodes ─► leader ─► clients ─► { fault, hold 2-4 s, heal, calm 2-3 s } until the fault
-//!  time is up ─► final heal ─► recovery: time until a write through every node succeeds
+//!  start n nodes ─► leader ─► clients ─► { fault, hold 2-4 s, heal, recovery: time until a write
+//!  through every node succeeds, calm (2-3 s in all) } until the fault time is up ─► final heal
 //!  ─► clients run 1 s more, stop ─► every node applies the highest commit index
 //!  ─► stale reads of every key on every node agree ─► linearizability of each key's history,
 //!     ending with that converged value ─► Report
@@ -56,8 +56,11 @@ pub struct Report {
     pub faults: usize,
     /// Whether every key's history is linearizable.
     pub linearizable: bool,
-    /// From the final heal until every node served a write.
+    /// The longest time from a heal until every node served a write (`None`: not within
+    /// [`RECOVERY_BOUND`] once).
     pub recovery: Option<Duration>,
+    /// How far the highest term rose during the run (elections the faults caused).
+    pub term_rise: u64,
     /// Everything that went wrong; empty for a passing run.
     pub problems: Vec<String>,
 }
@@ -88,9 +91,11 @@ pub async fn run(config: RunConfig, exe: &Path, root: &Path) -> anyhow::Result<R
         tally: Tally::default(),
         faults: 0,
         linearizable: false,
-        recovery: None,
+        recovery: Some(Duration::ZERO),
+        term_rise: 0,
         problems: Vec::new(),
     };
+    let first_term = highest_term(&nodes).await;
     let schedule = schedule(&config, &mut nodes, &firewall, &mut rng, &mut report).await;
     // Heal whatever the schedule left, even when it failed half-way.
     firewall.heal()?;
@@ -98,12 +103,13 @@ pub async fn run(config: RunConfig, exe: &Path, root: &Path) -> anyhow::Result<R
     if let Err(error) = schedule {
         report.problems.push(format!("nemesis: {error:#}"));
     }
-    report.recovery = measure_recovery(&nodes).await;
+    note_recovery(&mut report.recovery, measure_recovery(&nodes).await);
     if report.recovery.is_none() {
         report.problems.push(format!(
             "the cluster did not serve writes through every node within {RECOVERY_BOUND:?} of healing"
         ));
     }
+    report.term_rise = highest_term(&nodes).await.saturating_sub(first_term);
     tokio::time::sleep(Duration::from_secs(1)).await;
     workload.stop.store(true, Ordering::Relaxed);
     for worker in workers {
@@ -112,9 +118,11 @@ pub async fn run(config: RunConfig, exe: &Path, root: &Path) -> anyhow::Result<R
     if let Err(error) = nodes.check_alive() {
         report.problems.push(format!("crash: {error:#}"));
     }
-    check(&nodes, &workload, &mut report).await;
+    check(&nodes, &workload, root, &mut report).await;
     if firewall.rule_count()? != 0 {
-        report.problems.push("firewall rules left after healing".into());
+        report
+            .problems
+            .push("firewall rules left after healing".into());
     }
     Ok(report)
 }
@@ -132,13 +140,43 @@ async fn schedule(
     while Instant::now() < end {
         let what = config.nemesis.apply(nodes, firewall, rng).await?;
         report.faults += 1;
-        eprintln!("[{:>6.1}s] {}: {what}", started.elapsed().as_secs_f64(), config.nemesis.name());
+        eprintln!(
+            "[{:>6.1}s] {}: {what}",
+            started.elapsed().as_secs_f64(),
+            config.nemesis.name()
+        );
         tokio::time::sleep(Duration::from_millis(2_000 + rng.below(2_000))).await;
         config.nemesis.heal(nodes, firewall).await?;
-        eprintln!("[{:>6.1}s] {}: healed", started.elapsed().as_secs_f64(), config.nemesis.name());
-        tokio::time::sleep(Duration::from_millis(2_000 + rng.below(1_000))).await;
+        let healed = Instant::now();
+        let recovery = measure_recovery(nodes).await;
+        eprintln!(
+            "[{:>6.1}s] {}: healed; every node served a write after {recovery:?}",
+            started.elapsed().as_secs_f64(),
+            config.nemesis.name()
+        );
+        note_recovery(&mut report.recovery, recovery);
+        let calm = Duration::from_millis(2_000 + rng.below(1_000));
+        tokio::time::sleep(calm.saturating_sub(healed.elapsed())).await;
     }
     Ok(())
+}
+
+/// Keeps the longest recovery; one that never came (`None`) sticks.
+fn note_recovery(longest: &mut Option<Duration>, recovery: Option<Duration>) {
+    *longest = match (*longest, recovery) {
+        (Some(longest), Some(recovery)) => Some(longest.max(recovery)),
+        _ => None,
+    };
+}
+
+/// The highest term any node reports.
+async fn highest_term(nodes: &Nodes) -> u64 {
+    let mut highest = 0;
+    for endpoint in nodes.endpoints() {
+        let view = cluster_view(&endpoint).await.unwrap_or_default();
+        highest = highest.max(view["term"].as_u64().unwrap_or(0));
+    }
+    highest
 }
 
 /// Waits for a node to claim leadership.
@@ -170,7 +208,7 @@ async fn measure_recovery(nodes: &Nodes) -> Option<Duration> {
 }
 
 /// Convergence, agreement and linearizability; fills in the report.
-async fn check(nodes: &Nodes, workload: &Workload, report: &mut Report) {
+async fn check(nodes: &Nodes, workload: &Workload, root: &Path, report: &mut Report) {
     let records = workload.history();
     report.tally = history::tally(&records);
     if let Err(error) = wait_converged(nodes).await {
@@ -187,11 +225,19 @@ async fn check(nodes: &Nodes, workload: &Workload, report: &mut Report) {
     let bad = history::check_per_key(&records, &finals, workload.now());
     report.linearizable = bad.is_empty();
     for (key, verdict) in bad {
-        report.problems.push(format!(
-            "key {key}: {verdict:?}; its history (call, return in µs; final value {:?}):\n{}",
-            finals.get(&key),
+        let path = root.join(format!("history-{key}.txt"));
+        let final_value = finals.get(&key).cloned().flatten();
+        let text = format!(
+            "key {key}, final value {final_value:?}\ncall µs, return µs, client, op -> outcome\n{}\n",
             render_key(&records, &key)
-        ));
+        );
+        let written = std::fs::write(&path, text).map_or_else(
+            |error| format!("(could not write {}: {error})", path.display()),
+            |()| format!("history in {}", path.display()),
+        );
+        report
+            .problems
+            .push(format!("key {key}: {verdict:?}; {written}"));
     }
 }
 
@@ -230,7 +276,9 @@ async fn agreed_values(
         for spec in nodes.specs() {
             let value = client::stale_read(&spec.endpoint(), key)
                 .await
-                .with_context(|| format!("node {} did not answer a stale read of {key}", spec.id))?;
+                .with_context(|| {
+                    format!("node {} did not answer a stale read of {key}", spec.id)
+                })?;
             seen.entry(value).or_default().push(spec.id);
         }
         if seen.len() > 1 {
