@@ -12,9 +12,11 @@
 //! Files: `cluster.rs` (the cluster and its fault controls), `view.rs` (the lab suite's checks
 //! and client calls, shareable with concurrent clients), `recorder.rs` (state machine, commands
 //! and ledger), `network.rs` (the lab's request delays and long reordering of replies, layered on
-//! the router), `rng.rs` (seeds and a seeded generator), `wal.rs` (entries and stores for the WAL tests).
+//! the router), `rng.rs` (seeds and a seeded generator), `wal.rs` (entries and stores for the WAL tests), `jepsen/` (black-box fault tests of
+//! the `raftor-kv` server's processes: nemeses, clients, history checks).
 
 pub mod cluster;
+pub mod jepsen;
 pub mod linearizability;
 pub mod network;
 pub mod recorder;
