@@ -15,11 +15,12 @@ use raftor_tests::jepsen::{prereq, run, summary, RunConfig, SuiteConfig};
 fn the_kv_store_stays_linearizable_under_faults() {
     let exe = match prereq::check(5) {
         Ok(exe) => exe,
-        Err(missing) if std::env::var(prereq::SKIP_VAR).is_ok_and(|v| v == "1") => {
+        Err(missing) if !prereq::must_run() => {
             eprintln!(
-                "SKIPPED ({}=1); missing: {}",
-                prereq::SKIP_VAR,
-                missing.join("; ")
+                "\n*** t95_faults NOT RUN: the black-box fault tests need:\n  - {}\n*** run as \
+                 root (CI does), or set {}=1 to make this a failure\n",
+                missing.join("\n  - "),
+                prereq::REQUIRED_VAR
             );
             return;
         }

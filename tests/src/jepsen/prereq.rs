@@ -11,6 +11,21 @@ use super::firewall::iptables;
 /// Set to `1` to skip the fault tests where they cannot run (not root, no iptables).
 pub const SKIP_VAR: &str = "RAFTOR_FAULTS_SKIP";
 
+/// Set to `1` to make missing prerequisites a failure even when not root (CI sets it).
+pub const REQUIRED_VAR: &str = "RAFTOR_FAULTS_REQUIRED";
+
+/// Whether a run that cannot happen must fail: as root (who can install what is missing), or
+/// when asked to; otherwise (a newcomer's `cargo test --workspace` as a normal user) the test
+/// says loudly what it needs and does not run.
+pub fn must_run() -> bool {
+    let flag = |name: &str| std::env::var(name).is_ok_and(|v| v == "1");
+    if flag(SKIP_VAR) {
+        return false;
+    }
+    // SAFETY: geteuid(2) has no preconditions.
+    flag(REQUIRED_VAR) || unsafe { libc::geteuid() } == 0
+}
+
 /// Overrides where the `raftor-kv` binary is.
 pub const BIN_VAR: &str = "RAFTOR_KV_BIN";
 
