@@ -29,7 +29,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use crate::actor::{self, ClientWrite, Inbound, NodeActor, NodeParts, Shutdown, Worker};
 use crate::codec;
 use crate::config::Config;
-use crate::core::Core;
+use crate::core::{Core, Role};
 use crate::error::{ClientWriteError, Fatal, StartError};
 use crate::message::{
     AppendEntriesRequest, AppendEntriesResponse, ForwardRequest, ForwardResponse,
@@ -187,7 +187,13 @@ impl<SM: StateMachine> Raft<SM> {
         command: Vec<u8>,
         forward: bool,
     ) -> Result<SM::Response, ClientWriteError> {
-        let mut result = self.write_locally(command.clone()).await;
+        // A follower that knows its leader forwards at once: asking its own actor first would
+        // cost a round trip through the actor thread per write only to hear `NotLeader`. A stale
+        // view is harmless: the target refuses and the loop below follows its answer.
+        let mut result = match self.known_leader_elsewhere() {
+            Some(leader) if forward => self.forward(leader, command.clone()).await,
+            _ => self.write_locally(command.clone()).await,
+        };
         for _ in 0..MAX_REDIRECTS {
             result = match result {
                 Err(ClientWriteError::NotLeader { leader: None }) if forward => {
@@ -208,6 +214,15 @@ impl<SM: StateMachine> Raft<SM> {
             };
         }
         result
+    }
+
+    /// The leader this node's latest metrics name, when it is another node and this one follows.
+    fn known_leader_elsewhere(&self) -> Option<NodeId> {
+        let metrics = self.inner.metrics.borrow();
+        match metrics.leader {
+            Some(leader) if leader != self.id() && metrics.role != Role::Leader => Some(leader),
+            _ => None,
+        }
     }
 
     /// Waits until this node knows a leader other than `stale`.

@@ -9,6 +9,11 @@
 //!
 //! Each client has one request in flight at a time, so throughput grows with clients until the
 //! leader (every write, and every linearizable read's confirmation, goes through it) saturates.
+//!
+//! `--api` picks the request shapes, so the same load can be pointed at another system:
+//! `raftor` (this server's `PUT /kv/{key}` and `GET /kv/{key}?consistency=linearizable`) or
+//! `etcd` (etcd v3's JSON gateway: `POST /v3/kv/put` and `POST /v3/kv/range`, whose reads are
+//! linearizable by default). Everything else — connections, clients, keys, timing — is the same.
 
 use std::time::Duration;
 
@@ -25,11 +30,85 @@ const KEYS_PER_CLIENT: u64 = 100;
 /// How long one request may take before it counts as an error.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Which HTTP API the endpoints speak.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Api {
+    /// raftor-kv's own API.
+    Raftor,
+    /// etcd v3's gRPC-JSON gateway (etcd 3.4 and later).
+    Etcd,
+}
+
+impl Api {
+    /// The request that writes `value` under `key`, or reads `key` linearizably.
+    fn request(self, write: bool, key: &str, value: &Bytes) -> (Method, String, Bytes) {
+        match (self, write) {
+            (Api::Raftor, true) => (
+                Method::PUT,
+                format!("/kv/{}", client::encode_key(key)),
+                value.clone(),
+            ),
+            (Api::Raftor, false) => (
+                Method::GET,
+                format!("/kv/{}?consistency=linearizable", client::encode_key(key)),
+                Bytes::new(),
+            ),
+            (Api::Etcd, true) => (
+                Method::POST,
+                "/v3/kv/put".to_string(),
+                Bytes::from(format!(
+                    r#"{{"key":"{}","value":"{}"}}"#,
+                    base64(key.as_bytes()),
+                    base64(value)
+                )),
+            ),
+            (Api::Etcd, false) => (
+                Method::POST,
+                "/v3/kv/range".to_string(),
+                Bytes::from(format!(r#"{{"key":"{}"}}"#, base64(key.as_bytes()))),
+            ),
+        }
+    }
+}
+
+/// Standard base64 with padding, as etcd's gateway expects for `bytes` fields.
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let group = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |acc, (i, &b)| acc | u32::from(b) << (16 - 8 * i));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(ALPHABET[(group >> (18 - 6 * i) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// One phase of a combination: every client writing, or every client reading.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Phase {
+    /// Writes of the value size, to keys the clients cycle through.
+    Writes,
+    /// Linearizable reads of those keys.
+    Reads,
+}
+
 /// What to measure.
 #[derive(Debug, Clone)]
 pub struct BenchPlan {
     /// The nodes to drive.
     pub endpoints: Endpoints,
+    /// The API they speak.
+    pub api: Api,
+    /// Which phases to run: writes, reads, or both (writes first).
+    pub phases: Vec<Phase>,
     /// Client counts to try.
     pub clients: Vec<usize>,
     /// Value sizes to try, in bytes.
@@ -53,7 +132,7 @@ pub async fn run(plan: BenchPlan) -> anyhow::Result<()> {
     );
     for &clients in &plan.clients {
         for &value_bytes in &plan.value_bytes {
-            for write in [true, false] {
+            for write in plan.phases.iter().map(|&phase| phase == Phase::Writes) {
                 let tally = phase(&plan, clients, value_bytes, write).await?;
                 report(write, clients, value_bytes, plan.duration, tally);
             }
@@ -76,7 +155,7 @@ async fn phase(
         let authority = authorities[client % authorities.len()].clone();
         let connection = HttpConnection::connect(&authority, REQUEST_TIMEOUT).await?;
         let value = value.clone();
-        tasks.spawn(drive(connection, client, write, value, deadline));
+        tasks.spawn(drive(connection, plan.api, client, write, value, deadline));
     }
     let mut total = Tally::default();
     while let Some(done) = tasks.join_next().await {
@@ -90,6 +169,7 @@ async fn phase(
 /// One client's closed loop until `deadline`.
 async fn drive(
     mut connection: HttpConnection,
+    api: Api,
     client: usize,
     write: bool,
     value: Bytes,
@@ -100,19 +180,11 @@ async fn drive(
     while Instant::now() < deadline {
         let key = format!("bench-{client}-{}", sequence % KEYS_PER_CLIENT);
         sequence += 1;
-        let path = format!("/kv/{}", client::encode_key(&key));
+        let (method, path, body) = api.request(write, &key, &value);
         let started = Instant::now();
-        let sent = if write {
-            let body = value.clone();
-            connection
-                .send(Method::PUT, &path, body, &[], REQUEST_TIMEOUT)
-                .await
-        } else {
-            let path = format!("{path}?consistency=linearizable");
-            connection
-                .send(Method::GET, &path, Bytes::new(), &[], REQUEST_TIMEOUT)
-                .await
-        };
+        let sent = connection
+            .send(method, &path, body, &[], REQUEST_TIMEOUT)
+            .await;
         match sent {
             // A read of a key this client never wrote (the write phase was short) is a 404.
             Ok(reply) if reply.is_success() || (!write && reply.status == 404) => {
@@ -181,5 +253,25 @@ mod tests {
         assert!(parse_duration("0s").is_err());
         assert!(parse_duration("ten").is_err());
         assert!(parse_duration("5h").is_err());
+    }
+
+    #[test]
+    fn base64_matches_the_standard_alphabet_and_padding() {
+        assert_eq!(base64(b""), "");
+        assert_eq!(base64(b"f"), "Zg==");
+        assert_eq!(base64(b"fo"), "Zm8=");
+        assert_eq!(base64(b"foo"), "Zm9v");
+        assert_eq!(base64(b"foobar"), "Zm9vYmFy");
+        assert_eq!(base64(&[0xff, 0xfe, 0x00]), "//4A");
+    }
+
+    #[test]
+    fn etcd_requests_are_gateway_json() {
+        let (method, path, body) = Api::Etcd.request(true, "k", &Bytes::from_static(b"v"));
+        assert_eq!((method, path.as_str()), (Method::POST, "/v3/kv/put"));
+        assert_eq!(&body[..], br#"{"key":"aw==","value":"dg=="}"#);
+        let (method, path, body) = Api::Etcd.request(false, "k", &Bytes::new());
+        assert_eq!((method, path.as_str()), (Method::POST, "/v3/kv/range"));
+        assert_eq!(&body[..], br#"{"key":"aw=="}"#);
     }
 }

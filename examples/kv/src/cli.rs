@@ -120,6 +120,17 @@ pub enum Cmd {
         /// How long each phase (writes, then reads) runs: 10s, 500ms, 2m.
         #[arg(long, default_value = "5s", value_parser = crate::bench::parse_duration)]
         duration: Duration,
+        /// The HTTP API the endpoints speak: raftor-kv's, or etcd v3's JSON gateway.
+        #[arg(long, value_enum, default_value = "raftor")]
+        api: crate::bench::Api,
+        /// The phases to run for each combination, in order.
+        #[arg(
+            long,
+            value_enum,
+            value_delimiter = ',',
+            default_value = "writes,reads"
+        )]
+        phases: Vec<crate::bench::Phase>,
     },
     /// Hand leadership to node TO.
     TransferLeader {

@@ -50,10 +50,14 @@ pub async fn run(command: Cmd) -> anyhow::Result<i32> {
             clients,
             value_bytes,
             duration,
+            api,
+            phases,
         } => {
             let endpoints = parse(&endpoints)?;
             let plan = BenchPlan {
                 endpoints,
+                api,
+                phases,
                 clients,
                 value_bytes,
                 duration,

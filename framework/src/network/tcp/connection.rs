@@ -16,6 +16,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use tokio::io::BufReader;
 use tokio::net::tcp::OwnedReadHalf;
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::{mpsc, oneshot};
@@ -30,7 +31,7 @@ use super::config::TcpConfig;
 use super::error::{FrameError, HandshakeError};
 use super::frame::{
     encode_frame, read_frame, write_frames, Frame, Hello, RemoteError, RpcRequest, RpcResponse,
-    MAGIC, VERSION,
+    MAGIC, READ_BUFFER_BYTES, VERSION,
 };
 use super::handshake;
 
@@ -238,7 +239,7 @@ async fn run(
     let _close = CloseOnDrop(Arc::clone(&pending));
     let (reader, writer) = stream.into_split();
     let result = tokio::select! {
-        result = read_responses(reader, &pending, max_frame_bytes) => result,
+        result = read_responses(BufReader::with_capacity(READ_BUFFER_BYTES, reader), &pending, max_frame_bytes) => result,
         result = write_frames(writer, outgoing) => result,
     };
     match result {
@@ -248,7 +249,7 @@ async fn run(
 }
 
 async fn read_responses(
-    mut reader: OwnedReadHalf,
+    mut reader: BufReader<OwnedReadHalf>,
     pending: &Pending,
     max_frame_bytes: u32,
 ) -> Result<(), FrameError> {

@@ -152,6 +152,10 @@ pub(crate) fn encode_frame(frame: &Frame, max_frame_bytes: u32) -> Result<Vec<u8
     Ok(bytes)
 }
 
+/// How much a connection's reader takes from the socket at once: every frame already received
+/// comes out of one `recv` instead of two (prefix, then body) per frame.
+pub(crate) const READ_BUFFER_BYTES: usize = 64 << 10;
+
 /// Reads one frame. A length over `max_frame_bytes` is refused before anything is allocated.
 /// Not cancel-safe: a frame half read is lost with the future.
 pub(crate) async fn read_frame<R>(reader: &mut R, max_frame_bytes: u32) -> Result<Frame, FrameError>

@@ -14,6 +14,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use tokio::io::BufReader;
 use tokio::net::tcp::OwnedReadHalf;
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
@@ -27,6 +28,7 @@ use super::config::TcpConfig;
 use super::error::{FrameError, HandshakeError};
 use super::frame::{
     encode_frame, read_frame, write_frames, Frame, RemoteError, RpcRequest, RpcResponse,
+    READ_BUFFER_BYTES,
 };
 use super::handshake;
 
@@ -62,7 +64,7 @@ pub(crate) async fn serve(
         let (reader, writer) = stream.into_split();
         let (outgoing, queued) = mpsc::channel(config.max_inflight_rpcs);
         let result = tokio::select! {
-            result = read_requests(reader, outgoing, &local) => result,
+            result = read_requests(BufReader::with_capacity(READ_BUFFER_BYTES, reader), outgoing, &local) => result,
             result = write_frames(writer, queued) => result,
         };
         match result {
@@ -90,7 +92,7 @@ fn refused(id: NodeId, remote: SocketAddr, error: HandshakeError) {
 /// Reads requests and starts a task answering each, until the peer closes the connection or
 /// sends something that is not a request. Returning stops the tasks still running.
 async fn read_requests(
-    mut reader: OwnedReadHalf,
+    mut reader: BufReader<OwnedReadHalf>,
     outgoing: mpsc::Sender<Vec<u8>>,
     local: &Arc<Local>,
 ) -> Result<(), FrameError> {
