@@ -187,27 +187,29 @@ impl<SM: StateMachine> Raft<SM> {
         command: Vec<u8>,
         forward: bool,
     ) -> Result<SM::Response, ClientWriteError> {
+        // Shared from here on: a retry or a redirect costs no copy.
+        let command: Arc<[u8]> = Arc::from(command);
         // A follower that knows its leader forwards at once: asking its own actor first would
         // cost a round trip through the actor thread per write only to hear `NotLeader`. A stale
         // view is harmless: the target refuses and the loop below follows its answer.
         let mut result = match self.known_leader_elsewhere() {
-            Some(leader) if forward => self.forward(leader, command.clone()).await,
-            _ => self.write_locally(command.clone()).await,
+            Some(leader) if forward => self.forward(leader, command.to_vec()).await,
+            _ => self.write_locally(Arc::clone(&command)).await,
         };
         for _ in 0..MAX_REDIRECTS {
             result = match result {
                 Err(ClientWriteError::NotLeader { leader: None }) if forward => {
                     self.wait_for_new_leader(None).await?;
-                    self.write_locally(command.clone()).await
+                    self.write_locally(Arc::clone(&command)).await
                 }
                 Err(ClientWriteError::NotLeader {
                     leader: Some(leader),
                 }) if forward => {
                     if leader == self.id() {
                         // This node learned it leads after refusing: the write is local after all.
-                        self.write_locally(command.clone()).await
+                        self.write_locally(Arc::clone(&command)).await
                     } else {
-                        self.forward(leader, command.clone()).await
+                        self.forward(leader, command.to_vec()).await
                     }
                 }
                 other => return other,
@@ -243,7 +245,7 @@ impl<SM: StateMachine> Raft<SM> {
         matches!(known, Ok(m) if m.running)
     }
 
-    async fn write_locally(&self, command: Vec<u8>) -> Result<SM::Response, ClientWriteError> {
+    async fn write_locally(&self, command: Arc<[u8]>) -> Result<SM::Response, ClientWriteError> {
         let (tx, rx) = oneshot::channel();
         self.inner.addr.do_send(ClientWrite { command, tx });
         match rx.await {

@@ -204,6 +204,12 @@ pub struct ServeArgs {
     /// The largest value accepted, in bytes.
     #[arg(long, default_value_t = 1 << 20)]
     pub max_value_bytes: usize,
+    /// Threads serving HTTP, the raft transport and the node: 1 runs them all on one thread
+    /// (the node's actor included; the log's IO keeps its own); 0 is one per core, with the
+    /// node on a thread of its own. `raftor-kv cluster` starts its nodes with 1, as they share
+    /// one machine.
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
 }
 
 /// `raftor-kv cluster`.

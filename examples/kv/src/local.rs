@@ -166,6 +166,8 @@ impl LocalCluster {
             .args(["--raft-addr", &spec.raft.to_string()])
             .args(["--http-addr", &spec.http.to_string()])
             .args(["--peers", &peers_flag(self.specs.values())])
+            // The nodes share this machine: one thread each serves best (see `--threads`).
+            .args(["--threads", "1"])
             .arg("--data-dir")
             .arg(&spec.data_dir)
             .args(&self.extra_args)

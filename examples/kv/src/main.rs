@@ -11,17 +11,30 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let serving = matches!(cli.command, Cmd::Serve(_) | Cmd::Cluster(_));
     init_logging(if serving { "info" } else { "warn" });
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let threads = match &cli.command {
+        Cmd::Serve(args) => args.threads,
+        _ => 0,
+    };
+    if threads == 1 {
+        // One thread for everything: an actix system, so the node's actor starts on it too.
+        return exit_code(actix_rt::System::new().block_on(run(cli.command)));
+    }
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if threads > 1 {
+        builder.worker_threads(threads);
+    }
+    let runtime = match builder.enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("error: cannot start the async runtime: {error}");
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli.command)) {
+    exit_code(runtime.block_on(run(cli.command)))
+}
+
+fn exit_code(outcome: anyhow::Result<u8>) -> ExitCode {
+    match outcome {
         Ok(code) => ExitCode::from(code),
         Err(error) => {
             eprintln!("error: {error:#}");

@@ -5,6 +5,7 @@ use tokio::sync::oneshot;
 
 use crate::core::ReadMode;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use crate::error::{ChangeError, ClientReadError, ClientWriteError, Fatal};
 use crate::membership::{Membership, MembershipChange};
@@ -14,7 +15,7 @@ use crate::types::{LogId, LogIndex, NodeId, SnapshotMeta};
 
 /// A client write from the handle: the serialized command and where to send the answer.
 pub(crate) struct ClientWrite<R> {
-    pub command: Vec<u8>,
+    pub command: Arc<[u8]>,
     pub tx: oneshot::Sender<Result<R, ClientWriteError>>,
 }
 

@@ -218,7 +218,7 @@ impl<SM: StateMachine> Handler<ClientWrite<SM::Response>> for NodeActor<SM> {
             let _ = msg.tx.send(Err(ClientWriteError::ShuttingDown));
             return;
         }
-        let effects = self.executor.client_write(Arc::from(msg.command), msg.tx);
+        let effects = self.executor.client_write(msg.command, msg.tx);
         self.run(effects, ctx);
     }
 }
