@@ -89,15 +89,15 @@ async fn start_shared_cluster(thread_name: &str, config: Config) -> anyhow::Resu
     let ledger = Ledger::default();
     let threads = Arc::new(Mutex::new(BTreeSet::new()));
     let ids = [NodeId(1), NodeId(2), NodeId(3)];
+    let state_machine_of = |id| Placed {
+        recorder: Recorder::new(id, ledger.clone()),
+        threads: Arc::clone(&threads),
+    };
     // ANCHOR: shared_thread
     let thread = NodeThread::start(thread_name)?;
     let router = Router::new(1);
     let mut nodes = Vec::new();
     for id in ids {
-        let state_machine = Placed {
-            recorder: Recorder::new(id, ledger.clone()),
-            threads: Arc::clone(&threads),
-        };
         let config = Config {
             seed: Some(id.0),
             ..config.clone()
@@ -109,7 +109,7 @@ async fn start_shared_cluster(thread_name: &str, config: Config) -> anyhow::Resu
             config,
             router.network(id),
             MemStorage::new(),
-            state_machine,
+            state_machine_of(id),
         );
         let raft = thread.run(start).await??;
         router.register(id, Arc::new(raft.clone()));
