@@ -1,16 +1,49 @@
-//! The cluster benchmark's command line: `-m MEMBERS -c CLIENTS -n WRITES [-b BATCH]`, parsed by
-//! hand (no argument-parsing dependency for four numbers).
+//! The cluster benchmark's command line: `-m MEMBERS -c CLIENTS -n WRITES [-b BATCH]
+//! [-t PLACEMENT]`, parsed by hand (no argument-parsing dependency for four numbers and a word).
 
 use std::fmt;
 
 /// The usage text printed with `-h` and after a bad flag.
 pub const USAGE: &str = "\
-usage: cluster [-m MEMBERS] [-c CLIENTS] [-n WRITES] [-b BATCH]
-  -m MEMBERS  cluster size, nodes in this process (default 3)
-  -c CLIENTS  concurrent clients, each writing back to back (default 256)
-  -n WRITES   total writes over all clients (default 200000)
-  -b BATCH    writes carried by each client call, as one command (default 1);
-              WRITES must be a multiple of BATCH, and WRITES / BATCH at least CLIENTS";
+usage: cluster [-m MEMBERS] [-c CLIENTS] [-n WRITES] [-b BATCH] [-t PLACEMENT]
+  -m MEMBERS    cluster size, nodes in this process (default 3)
+  -c CLIENTS    concurrent clients, each writing back to back (default 256)
+  -n WRITES     total writes over all clients (default 200000)
+  -b BATCH      writes carried by each client call, as one command (default 1);
+                WRITES must be a multiple of BATCH, and WRITES / BATCH at least CLIENTS
+  -t PLACEMENT  where the members run: `shared`, all on one NodeThread (default), or
+                `per-node`, each on an actix thread of its own";
+
+/// Where the benchmark's members run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Placement {
+    /// All members on one shared `raftor::NodeThread`.
+    #[default]
+    Shared,
+    /// Each member on a private node thread of its own (what `Raft::bootstrap` does outside
+    /// actix).
+    PerNode,
+}
+
+impl Placement {
+    /// The placement named `word` on the command line.
+    pub fn from_flag(word: &str) -> Option<Placement> {
+        match word {
+            "shared" => Some(Placement::Shared),
+            "per-node" => Some(Placement::PerNode),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Placement {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Placement::Shared => "shared",
+            Placement::PerNode => "per-node",
+        })
+    }
+}
 
 /// One benchmark run's shape.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,6 +56,8 @@ pub struct Args {
     pub writes: u64,
     /// Writes per `client_write` call.
     pub batch: u64,
+    /// Where the members run.
+    pub placement: Placement,
 }
 
 impl Default for Args {
@@ -32,6 +67,7 @@ impl Default for Args {
             clients: 256,
             writes: 200_000,
             batch: 1,
+            placement: Placement::Shared,
         }
     }
 }
@@ -52,6 +88,8 @@ pub enum ArgsError {
         /// What followed it.
         value: String,
     },
+    /// `-t` followed by something other than `shared` or `per-node`.
+    BadPlacement(String),
     /// The numbers do not fit together.
     Inconsistent(String),
 }
@@ -64,6 +102,9 @@ impl fmt::Display for ArgsError {
             ArgsError::MissingValue(flag) => write!(f, "{flag} needs a value"),
             ArgsError::BadNumber { flag, value } => {
                 write!(f, "{flag} takes a positive whole number, not {value:?}")
+            }
+            ArgsError::BadPlacement(value) => {
+                write!(f, "-t takes shared or per-node, not {value:?}")
             }
             ArgsError::Inconsistent(why) => f.write_str(why),
         }
@@ -82,6 +123,12 @@ impl Args {
                 "-c" => &mut parsed.clients,
                 "-n" => &mut parsed.writes,
                 "-b" => &mut parsed.batch,
+                "-t" => {
+                    let value = args.next().ok_or(ArgsError::MissingValue(flag))?;
+                    parsed.placement =
+                        Placement::from_flag(&value).ok_or(ArgsError::BadPlacement(value))?;
+                    continue;
+                }
                 _ => return Err(ArgsError::UnknownFlag(flag)),
             };
             let value = args
@@ -142,10 +189,41 @@ mod tests {
                 members: 5,
                 clients: 64,
                 writes: 3_000_000,
-                batch: 4
+                batch: 4,
+                placement: Placement::Shared,
             }
         );
         assert_eq!(args.calls(), 750_000);
+    }
+
+    #[test]
+    fn placement_is_shared_unless_asked_otherwise() {
+        assert_eq!(parse("").map(|a| a.placement), Ok(Placement::Shared));
+        assert_eq!(
+            parse("-t shared").map(|a| a.placement),
+            Ok(Placement::Shared)
+        );
+        let args = parse("-m 5 -t per-node -c 8").expect("valid");
+        assert_eq!((args.members, args.clients), (5, 8));
+        assert_eq!(args.placement, Placement::PerNode);
+        assert_eq!(
+            parse("-t shared -t per-node").map(|a| a.placement),
+            Ok(Placement::PerNode),
+            "the last -t wins, as for the numbers"
+        );
+        assert_eq!(Placement::PerNode.to_string(), "per-node");
+        assert_eq!(Placement::Shared.to_string(), "shared");
+    }
+
+    #[test]
+    fn bad_placement_is_refused() {
+        assert_eq!(parse("-t"), Err(ArgsError::MissingValue("-t".into())));
+        assert_eq!(
+            parse("-t pernode"),
+            Err(ArgsError::BadPlacement("pernode".into()))
+        );
+        assert_eq!(parse("-t 3"), Err(ArgsError::BadPlacement("3".into())));
+        assert!(USAGE.contains("-t PLACEMENT"));
     }
 
     #[test]

@@ -196,6 +196,10 @@ pub enum StartError {
     /// The actor system could not be started.
     #[error("could not start the node's runtime: {0}")]
     Runtime(String),
+    /// The [`NodeThread`](crate::NodeThread) named here had stopped, or stopped before the
+    /// future given to its `run` finished.
+    #[error("node thread {0:?} has stopped")]
+    ThreadStopped(String),
     /// The config asks for something the node cannot do yet.
     #[error("unsupported config: {0}")]
     Unsupported(&'static str),

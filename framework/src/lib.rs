@@ -23,8 +23,8 @@ pub mod membership;
 pub mod message;
 pub mod metrics;
 pub mod network;
+pub mod node_thread;
 mod raft;
-mod runtime;
 pub mod state_machine;
 pub mod storage;
 pub mod types;
@@ -37,6 +37,7 @@ pub use error::{
 pub use membership::{Membership, MembershipChange};
 pub use metrics::{RaftMetrics, Wait};
 pub use network::{InProcessNetwork, Network, NetworkError, RaftRpc, Router, Unreliable};
+pub use node_thread::NodeThread;
 pub use raft::{Raft, ReadLevel};
 pub use state_machine::{SnapshotData, StateMachine, StateMachineError};
 #[cfg(feature = "testing")]

@@ -38,7 +38,7 @@ use crate::message::{
 };
 use crate::metrics::{RaftMetrics, Wait};
 use crate::network::{Network, NetworkError, RaftRpc};
-use crate::runtime::NodeRuntime;
+use crate::node_thread::NodeThread;
 use crate::state_machine::StateMachine;
 use crate::storage::LogStorage;
 use crate::types::NodeId;
@@ -47,6 +47,13 @@ use crate::types::NodeId;
 const MAX_REDIRECTS: usize = 5;
 
 /// A handle to one running Raft node. Cheap to clone.
+///
+/// Where the node runs: started inside an actix system (an actix test, `#[actix_rt::main]`, or a
+/// [`NodeThread::run`]), its actor runs on that system's current arbiter, which may host other
+/// nodes; started anywhere else (say `#[tokio::main]`), on a private [`NodeThread`] that
+/// [`shutdown`](Raft::shutdown) stops (as does dropping the node's last handle, abruptly, as
+/// stopping a `NodeThread` does). To put several nodes on one thread:
+/// `thread.run(Raft::bootstrap(..)).await??` for each (see [`NodeThread`] for the trade-off).
 pub struct Raft<SM: StateMachine> {
     inner: Arc<Inner<SM>>,
 }
@@ -58,7 +65,9 @@ struct Inner<SM: StateMachine> {
     network: Arc<dyn Network>,
     metrics: watch::Receiver<RaftMetrics>,
     fatal: Arc<Mutex<Option<Fatal>>>,
-    runtime: Mutex<Option<NodeRuntime>>,
+    /// The node's private thread, when it was started outside actix; `shutdown` stops it.
+    /// `None` on a thread the caller owns (an actix system, or a shared [`NodeThread`]).
+    thread: Mutex<Option<NodeThread>>,
     _state_machine: PhantomData<fn() -> SM>,
 }
 
@@ -73,7 +82,8 @@ impl<SM: StateMachine> Clone for Raft<SM> {
 impl<SM: StateMachine> Raft<SM> {
     /// Starts a member of a brand-new cluster of `members`. On empty storage it first writes the
     /// cluster's initial configuration; on storage that already holds a log it simply restarts.
-    /// Every initial member must be given the same `members`.
+    /// Every initial member must be given the same `members`. See [`Raft`] for where the node
+    /// runs.
     pub async fn bootstrap<N: Network, S: LogStorage>(
         id: NodeId,
         members: impl IntoIterator<Item = NodeId>,
@@ -88,7 +98,8 @@ impl<SM: StateMachine> Raft<SM> {
     }
 
     /// Starts a node from what `storage` and `state_machine` hold: a restart after a crash, or a
-    /// new node with empty storage that waits to be added to a cluster.
+    /// new node with empty storage that waits to be added to a cluster. See [`Raft`] for where
+    /// the node runs.
     pub async fn start<N: Network, S: LogStorage>(
         id: NodeId,
         config: Config,
@@ -124,7 +135,7 @@ impl<SM: StateMachine> Raft<SM> {
             metrics_tx,
             fatal: Arc::clone(&fatal),
         };
-        let (addr, runtime) = spawn_actor(id, parts).await?;
+        let (addr, thread) = spawn_actor(id, parts)?;
         let inner = Inner {
             id,
             config,
@@ -132,7 +143,7 @@ impl<SM: StateMachine> Raft<SM> {
             network,
             metrics,
             fatal,
-            runtime: Mutex::new(runtime),
+            thread: Mutex::new(thread),
             _state_machine: PhantomData,
         };
         Ok(Raft {
@@ -219,10 +230,15 @@ impl<SM: StateMachine> Raft<SM> {
     }
 
     /// The leader this node's latest metrics name, when it is another node and this one follows.
+    /// None once this node stopped: a stopped node answers `ShuttingDown` rather than forward.
     fn known_leader_elsewhere(&self) -> Option<NodeId> {
         let metrics = self.inner.metrics.borrow();
         match metrics.leader {
-            Some(leader) if leader != self.id() && metrics.role != Role::Leader => Some(leader),
+            Some(leader)
+                if leader != self.id() && metrics.role != Role::Leader && metrics.running =>
+            {
+                Some(leader)
+            }
             _ => None,
         }
     }
@@ -290,19 +306,21 @@ impl<SM: StateMachine> Raft<SM> {
     }
 
     /// Stops the node: waiting clients get `ShuttingDown`, the actor and its IO workers stop, and
-    /// the node's own runtime thread (if it has one) exits. Idempotent.
+    /// the node's private thread (if it has one) exits. A node on a shared [`NodeThread`] (or in
+    /// the caller's actix system) stops alone: the thread and its other nodes run on. Idempotent,
+    /// and returns at once if the node's thread has already stopped.
     pub async fn shutdown(&self) {
         let (tx, rx) = oneshot::channel();
         self.inner.addr.do_send(Shutdown { tx });
         let _ = rx.await;
-        let runtime = self
+        let thread = self
             .inner
-            .runtime
+            .thread
             .lock()
             .ok()
             .and_then(|mut slot| slot.take());
-        if let Some(runtime) = runtime {
-            runtime.stop().await;
+        if let Some(thread) = thread {
+            thread.stop().await;
         }
     }
 
@@ -401,18 +419,18 @@ impl<SM: StateMachine> RaftRpc for Raft<SM> {
     }
 }
 
-/// Starts the actor on the current actix arbiter if there is one, else on a runtime thread of
-/// its own.
-async fn spawn_actor<SM: StateMachine>(
+/// Starts the actor on the current actix arbiter if there is one (the caller's actix system, or
+/// a [`NodeThread`] the start runs on), else on a private [`NodeThread`] of its own.
+fn spawn_actor<SM: StateMachine>(
     id: NodeId,
     parts: NodeParts<SM>,
-) -> Result<(Addr<NodeActor<SM>>, Option<NodeRuntime>), StartError> {
+) -> Result<(Addr<NodeActor<SM>>, Option<NodeThread>), StartError> {
     if actix_rt::Arbiter::try_current().is_some() && actix_rt::System::try_current().is_some() {
         return Ok((NodeActor::new(parts).start(), None));
     }
-    let runtime = NodeRuntime::start(id).await?;
-    let addr = NodeActor::start_in_arbiter(runtime.arbiter(), move |_| NodeActor::new(parts));
-    Ok((addr, Some(runtime)))
+    let thread = NodeThread::start(format!("raftor-node-{id}"))?;
+    let addr = NodeActor::start_in_arbiter(thread.arbiter(), move |_| NodeActor::new(parts));
+    Ok((addr, Some(thread)))
 }
 
 /// A seed for the election timer when the config gives none.

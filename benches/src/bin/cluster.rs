@@ -2,11 +2,15 @@
 //! process, shaped like the framework benchmarks other Rust Raft libraries publish so the figures
 //! compare on one machine.
 //!
-//! `cargo run --release -p raftor-benches --bin cluster -- -m 3 -c 256 -n 200000 [-b 1]`
+//! `cargo run --release -p raftor-benches --bin cluster -- -m 3 -c 256 -n 200000 [-b 1] [-t shared]`
 //!
-//! - `-m` members run in this process, each `Raft` on its own actix runtime thread, with
-//!   `MemStorage` for the log and a state machine that only counts, joined by the in-process
-//!   `Router` (no serialization on the way: requests are handed over as values).
+//! - `-m` members run in this process, with `MemStorage` for the log and a state machine that
+//!   only counts, joined by the in-process `Router` (no serialization on the way: requests are
+//!   handed over as values).
+//! - `-t` where they run: `shared` (the default) starts every member on one `NodeThread`, so
+//!   messages between them stay on one event loop; `per-node` starts each from the client
+//!   runtime, outside actix, so each gets a private node thread (raftor's behaviour for a
+//!   `Raft` started from `#[tokio::main]`).
 //! - `-c` clients run as tasks on a multi-threaded tokio runtime; each calls `client_write` on
 //!   the leader back to back, measuring each call's latency.
 //! - `-n` writes in total, split evenly over the clients.
@@ -16,7 +20,8 @@
 //!
 //! It prints the config, writes/s, p50 / p99 / p99.9 call latency, CPU cores used (process CPU
 //! time over wall time, from `getrusage`, during the writes), peak memory (VmHWM) and a final
-//! `RESULT` line of `key=value` pairs for scripts. Bad flags exit with code 2.
+//! `RESULT` line of `key=value` pairs for scripts (the placement last). Bad flags exit with
+//! code 2.
 
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -25,8 +30,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use async_trait::async_trait;
-use raftor::{Config, LogIndex, MemStorage, NodeId, Raft, Router, StateMachine, StateMachineError};
-use raftor_benches::args::{Args, ArgsError, USAGE};
+use raftor::{
+    Config, LogIndex, MemStorage, NodeId, NodeThread, Raft, Router, StateMachine, StateMachineError,
+};
+use raftor_benches::args::{Args, ArgsError, Placement, USAGE};
 use raftor_benches::histogram::Histogram;
 use raftor_benches::process;
 
@@ -53,6 +60,8 @@ impl StateMachine for Counter {
 
 /// A running cluster.
 struct Cluster {
+    /// The thread every member runs on, with `-t shared`.
+    thread: Option<NodeThread>,
     nodes: Vec<Raft<Counter>>,
     /// Requests applied, per node, in `nodes` order.
     applied: Vec<Arc<AtomicU64>>,
@@ -112,15 +121,16 @@ fn main() -> ExitCode {
 async fn run(args: Args) -> anyhow::Result<()> {
     let config = bench_config();
     println!(
-        "raftor cluster bench: {} members, {} clients, {} writes, batch {} ({} calls)",
+        "raftor cluster bench: {} members, {} clients, {} writes, batch {} ({} calls), placement {}",
         args.members,
         args.clients,
         args.writes,
         args.batch,
-        args.calls()
+        args.calls(),
+        args.placement
     );
     println!("config: {config:?}");
-    let cluster = start_cluster(args.members, config).await?;
+    let cluster = start_cluster(args.members, config, args.placement).await?;
     let leader = &cluster.nodes[cluster.leader];
     let term_before = leader.metrics().term;
     let outcome = write(leader, &args).await;
@@ -128,6 +138,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let applied = cluster.applied[cluster.leader].load(Ordering::Relaxed);
     for node in &cluster.nodes {
         node.shutdown().await;
+    }
+    if let Some(thread) = cluster.thread {
+        thread.stop().await;
     }
     report(&args, &outcome);
     if term_after != term_before {
@@ -145,11 +158,20 @@ async fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Starts `members` nodes on one in-process network and waits for a leader.
-async fn start_cluster(members: u64, config: Config) -> anyhow::Result<Cluster> {
+/// Starts `members` nodes on one in-process network, placed as asked, and waits for a leader.
+async fn start_cluster(
+    members: u64,
+    config: Config,
+    placement: Placement,
+) -> anyhow::Result<Cluster> {
     let ids: Vec<NodeId> = (1..=members).map(NodeId).collect();
     let router = Router::new(1);
+    let thread = match placement {
+        Placement::Shared => Some(NodeThread::start("raftor-nodes")?),
+        Placement::PerNode => None,
+    };
     let mut cluster = Cluster {
+        thread: thread.clone(),
         nodes: Vec::new(),
         applied: Vec::new(),
         leader: 0,
@@ -159,16 +181,21 @@ async fn start_cluster(members: u64, config: Config) -> anyhow::Result<Cluster> 
         let counter = Counter {
             applied: Arc::clone(&applied),
         };
-        let raft = Raft::bootstrap(
+        let start = Raft::bootstrap(
             id,
-            ids.iter().copied(),
+            ids.clone(),
             config.clone(),
             router.network(id),
             MemStorage::new(),
             counter,
-        )
-        .await
-        .with_context(|| format!("starting node {id:?}"))?;
+        );
+        // On the shared thread's actix system the node joins it; outside actix (per-node) it
+        // starts a thread of its own.
+        let started = match &thread {
+            Some(thread) => thread.run(start).await?,
+            None => start.await,
+        };
+        let raft = started.with_context(|| format!("starting node {id:?}"))?;
         router.register(id, Arc::new(raft.clone()));
         cluster.nodes.push(raft);
         cluster.applied.push(applied);
@@ -262,7 +289,8 @@ fn report(args: &Args, outcome: &Outcome) {
     println!("peak memory (VmHWM): {peak_mib:.1} MiB");
     println!(
         "RESULT members={} clients={} writes={} batch={} secs={secs:.3} writes_per_s={writes_per_second:.0} \
-         p50_us={p50:.1} p99_us={p99:.1} p999_us={p999:.1} cores={cores:.2} peak_mib={peak_mib:.1} errors={}",
-        args.members, args.clients, args.writes, args.batch, outcome.errors
+         p50_us={p50:.1} p99_us={p99:.1} p999_us={p999:.1} cores={cores:.2} peak_mib={peak_mib:.1} errors={} \
+         placement={}",
+        args.members, args.clients, args.writes, args.batch, outcome.errors, args.placement
     );
 }

@@ -192,6 +192,19 @@ impl<SM: StateMachine> Actor for NodeActor<SM> {
     }
 }
 
+/// NB: a node whose [`NodeThread`](crate::NodeThread) stops is dropped without `stop_with` (the
+/// system's event loop ends before the actor could stop). Its waiting clients see their answer
+/// channels close, which the handle reads as `ShuttingDown`; the metrics must say so too, or a
+/// watcher would see a dead node `running` forever.
+impl<SM: StateMachine> Drop for NodeActor<SM> {
+    fn drop(&mut self) {
+        if !self.stopping {
+            self.stopping = true;
+            self.publish_metrics();
+        }
+    }
+}
+
 impl<SM: StateMachine> NodeActor<SM> {
     fn handle_tick(&mut self, ctx: &mut Context<Self>) {
         let _guard = self.span.clone().entered();

@@ -20,6 +20,9 @@
 //! - `-b` writes per call: a command is a `u32` count of empty requests, applied together (the
 //!   state machine adds it), as in raftor's benchmark. Writes/s counts requests; latencies are
 //!   per call.
+//! - `-t` (raftor's node placement, `shared` or `per-node`) is accepted and ignored: openraft's
+//!   nodes are always tasks on the client runtime, which the `RESULT` line says as
+//!   `placement=tokio`.
 //!
 //! # openraft's Config
 //!
@@ -178,7 +181,8 @@ fn main() -> ExitCode {
 async fn run(args: Args, snapshots: SnapshotPolicy) -> anyhow::Result<()> {
     let config = Arc::new(bench_config(snapshots)?);
     println!(
-        "openraft {OPENRAFT_VERSION} cluster bench: {} members, {} clients, {} writes, batch {} ({} calls)",
+        "openraft {OPENRAFT_VERSION} cluster bench: {} members, {} clients, {} writes, batch {} ({} calls), \
+         placement tokio (-t is ignored)",
         args.members,
         args.clients,
         args.writes,
@@ -359,7 +363,8 @@ fn report(args: &Args, outcome: &Outcome) {
     println!("peak memory (VmHWM): {peak_mib:.1} MiB");
     println!(
         "RESULT members={} clients={} writes={} batch={} secs={secs:.3} writes_per_s={writes_per_second:.0} \
-         p50_us={p50:.1} p99_us={p99:.1} p999_us={p999:.1} cores={cores:.2} peak_mib={peak_mib:.1} errors={}",
+         p50_us={p50:.1} p99_us={p99:.1} p999_us={p999:.1} cores={cores:.2} peak_mib={peak_mib:.1} errors={} \
+         placement=tokio",
         args.members, args.clients, args.writes, args.batch, outcome.errors
     );
 }
