@@ -46,4 +46,6 @@ pub use storage::{
     LogStorage, MemStorage, SnapshotStore, StorageError, StoredState, WalOptions, WalStats,
     WalStorage,
 };
-pub use types::{Entry, EntryPayload, LogId, LogIndex, NodeId, RequestId, RpcId, Term};
+pub use types::{
+    Entry, EntryPayload, LogId, LogIndex, NodeId, RequestId, RpcId, SnapshotMeta, Term,
+};

@@ -23,6 +23,7 @@
 //! `RESULT` line of `key=value` pairs for scripts (the placement last). Bad flags exit with
 //! code 2.
 
+use std::io::Read;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -31,7 +32,8 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use async_trait::async_trait;
 use raftor::{
-    Config, LogIndex, MemStorage, NodeId, NodeThread, Raft, Router, StateMachine, StateMachineError,
+    Config, LogIndex, MemStorage, NodeId, NodeThread, Raft, Router, SnapshotData, SnapshotMeta,
+    StateMachine, StateMachineError,
 };
 use raftor_benches::args::{Args, ArgsError, Placement, USAGE};
 use raftor_benches::histogram::Histogram;
@@ -54,6 +56,25 @@ impl StateMachine for Counter {
     async fn apply(&mut self, _: LogIndex, requests: u32) -> Result<(), StateMachineError> {
         self.applied
             .fetch_add(u64::from(requests), Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// The count, as 8 bytes: compaction keeps the logs short, as in openraft's benchmark.
+    async fn snapshot(&mut self) -> Result<SnapshotData, StateMachineError> {
+        let count = self.applied.load(Ordering::Relaxed);
+        Ok(Box::new(std::io::Cursor::new(count.to_le_bytes())))
+    }
+
+    async fn restore(
+        &mut self,
+        _: &SnapshotMeta,
+        mut data: SnapshotData,
+    ) -> Result<(), StateMachineError> {
+        let mut count = [0u8; 8];
+        data.read_exact(&mut count)
+            .map_err(|error| StateMachineError::Io(error.to_string()))?;
+        self.applied
+            .store(u64::from_le_bytes(count), Ordering::Relaxed);
         Ok(())
     }
 }
@@ -79,10 +100,15 @@ struct Outcome {
 }
 
 /// The config every node runs with: the defaults, but a client timeout long enough that a queue
-/// of thousands of clients is measured, not cut short.
+/// of thousands of clients is measured, not cut short, and compaction as openraft's benchmark
+/// runs it (a snapshot every 5,000 entries, 1,000 kept behind it), so the logs stay short.
+/// `RAFTOR_BENCH_SNAPSHOTS=never` turns compaction off: the logs then grow for the whole run.
 fn bench_config() -> Config {
+    let compaction = std::env::var("RAFTOR_BENCH_SNAPSHOTS").map_or(true, |v| v != "never");
     Config {
         client_timeout: Duration::from_secs(60),
+        snapshot_threshold_entries: if compaction { 5_000 } else { 0 },
+        snapshot_keep_tail_entries: 1_000,
         ..Config::default()
     }
 }
