@@ -2,5 +2,6 @@
 //! binary is `src/bin/cluster.rs`, and these modules are its helpers.
 
 pub mod args;
+pub mod clients;
 pub mod histogram;
 pub mod process;

@@ -59,13 +59,13 @@ mod state_machine;
 use std::collections::BTreeSet;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{bail, Context};
 use openraft::{Config, Raft, ServerState, SnapshotPolicy};
 use raftor_benches::args::{Args, ArgsError, USAGE};
-use raftor_benches::histogram::Histogram;
-use raftor_benches::process;
+
+use raftor_benches::clients;
 
 use crate::log_store::LogStore;
 use crate::network::Router;
@@ -101,16 +101,6 @@ struct Cluster {
     members: Vec<Member>,
     /// Position of the leader in `members`.
     leader: usize,
-}
-
-/// What one run measured.
-struct Outcome {
-    elapsed: Duration,
-    cpu: Duration,
-    /// Latency of every successful call.
-    histogram: Arc<Histogram>,
-    errors: u64,
-    first_error: Option<String>,
 }
 
 /// The config every node runs with: see the crate's documentation for each value's source.
@@ -193,7 +183,13 @@ async fn run(args: Args, snapshots: SnapshotPolicy) -> anyhow::Result<()> {
     let cluster = start_cluster(args.members, config).await?;
     let leader = &cluster.members[cluster.leader];
     let term_before = leader.raft.metrics().borrow().current_term;
-    let outcome = write(&leader.raft, &args).await;
+    let batch = u32::try_from(args.batch).unwrap_or(u32::MAX); // checked by `Args::parse`
+    let raft = leader.raft.clone();
+    let outcome = clients::drive(&args, move || {
+        let raft = raft.clone();
+        async move { raft.client_write(batch).await }
+    })
+    .await;
     let metrics = leader.raft.metrics().borrow().clone();
     let applied = leader.counter.requests();
     let snapshots_built = leader.counter.snapshots_built();
@@ -211,7 +207,8 @@ async fn run(args: Args, snapshots: SnapshotPolicy) -> anyhow::Result<()> {
         metrics.purged.map(|log_id| log_id.index),
         snapshots_built
     );
-    report(&args, &outcome);
+    // openraft's nodes are always tasks on the client runtime, whatever `-t` says.
+    clients::report(&args, &outcome, "tokio");
     if metrics.current_term != term_before {
         println!(
             "WARNING: the term moved from {term_before} to {} during the run",
@@ -290,81 +287,4 @@ async fn start_cluster(members: u64, config: Arc<Config>) -> anyhow::Result<Clus
         .await
         .context("the elected leader never applied its own entries")?;
     Ok(cluster)
-}
-
-/// Runs the clients against `leader` until every call is answered.
-async fn write(leader: &Raft<Types>, args: &Args) -> Outcome {
-    let histogram = Arc::new(Histogram::new());
-    let batch = u32::try_from(args.batch).unwrap_or(u32::MAX); // checked by `Args::parse`
-    let (per_client, extra) = (args.calls() / args.clients, args.calls() % args.clients);
-    let cpu_before = process::cpu_time();
-    let started = Instant::now();
-    let clients: Vec<_> = (0..args.clients)
-        .map(|client| {
-            let calls = per_client + u64::from(client < extra);
-            let raft = leader.clone();
-            let histogram = Arc::clone(&histogram);
-            tokio::spawn(async move {
-                let mut failures = (0u64, None);
-                for _ in 0..calls {
-                    let sent = Instant::now();
-                    match raft.client_write(batch).await {
-                        Ok(_) => histogram.record(sent.elapsed()),
-                        Err(error) => {
-                            failures.0 += 1;
-                            failures.1.get_or_insert_with(|| error.to_string());
-                        }
-                    }
-                }
-                failures
-            })
-        })
-        .collect();
-    let mut errors = 0;
-    let mut first_error = None;
-    for client in clients {
-        let (failed, error) = match client.await {
-            Ok(failures) => failures,
-            Err(join) => (1, Some(format!("client task failed: {join}"))),
-        };
-        errors += failed;
-        first_error = first_error.or(error);
-    }
-    let elapsed = started.elapsed();
-    let cpu = process::cpu_time().saturating_sub(cpu_before);
-    Outcome {
-        elapsed,
-        cpu,
-        histogram,
-        errors,
-        first_error,
-    }
-}
-
-/// Prints the figures of one run, in the words and `RESULT` keys of raftor's benchmark.
-fn report(args: &Args, outcome: &Outcome) {
-    let secs = outcome.elapsed.as_secs_f64();
-    let succeeded = outcome.histogram.count() * args.batch;
-    let writes_per_second = succeeded as f64 / secs;
-    let cores = outcome.cpu.as_secs_f64() / secs;
-    let micros = |q: f64| outcome.histogram.percentile(q).as_secs_f64() * 1e6;
-    let (p50, p99, p999) = (micros(0.50), micros(0.99), micros(0.999));
-    let peak_mib = process::peak_memory_bytes().map_or(f64::NAN, |b| b as f64 / (1 << 20) as f64);
-    println!(
-        "elapsed: {secs:.2} s for {succeeded} writes ({} failed calls)",
-        outcome.errors
-    );
-    println!("throughput: {writes_per_second:.0} writes/s");
-    println!("latency per call: p50 {p50:.1} µs, p99 {p99:.1} µs, p99.9 {p999:.1} µs");
-    println!(
-        "cpu: {cores:.2} cores ({:.2} s user+sys over {secs:.2} s)",
-        outcome.cpu.as_secs_f64()
-    );
-    println!("peak memory (VmHWM): {peak_mib:.1} MiB");
-    println!(
-        "RESULT members={} clients={} writes={} batch={} secs={secs:.3} writes_per_s={writes_per_second:.0} \
-         p50_us={p50:.1} p99_us={p99:.1} p999_us={p999:.1} cores={cores:.2} peak_mib={peak_mib:.1} errors={} \
-         placement=tokio",
-        args.members, args.clients, args.writes, args.batch, outcome.errors
-    );
 }
