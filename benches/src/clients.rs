@@ -110,3 +110,28 @@ pub fn report(args: &Args, outcome: &Outcome, placement: impl Display) {
         args.members, args.clients, args.writes, args.batch, outcome.errors
     );
 }
+
+/// Runs a benchmark's `main` future on a multi-threaded tokio runtime (one worker per core, the
+/// clients' runtime) and turns its outcome into the exit code, errors printed after `program`.
+pub fn block_on<F>(program: &str, run: F) -> std::process::ExitCode
+where
+    F: Future<Output = anyhow::Result<()>>,
+{
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("{program}: cannot start the tokio runtime: {error}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("{program}: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -114,23 +114,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("cluster: cannot start the tokio runtime: {error}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(run(args)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("cluster: {error:#}");
-            ExitCode::FAILURE
-        }
-    }
+    clients::block_on("cluster", run(args))
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {

@@ -149,23 +149,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("openraft-cluster: cannot start the tokio runtime: {error}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(run(args, snapshots)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("openraft-cluster: {error:#}");
-            ExitCode::FAILURE
-        }
-    }
+    clients::block_on("openraft-cluster", run(args, snapshots))
 }
 
 async fn run(args: Args, snapshots: SnapshotPolicy) -> anyhow::Result<()> {
