@@ -135,6 +135,24 @@ impl RaftLog {
         batch
     }
 
+    /// Whether the entries from `start` on fill a message: `max_count` of them, or more than one
+    /// with over `max_bytes` of payload (so `entries_from` would stop before the log's end).
+    /// Reads the payload sizes only, copying nothing.
+    pub fn fills_message(&self, start: LogIndex, max_count: u64, max_bytes: u64) -> bool {
+        let Some(from) = start.0.checked_sub(self.base.index.0 + 1) else {
+            return false;
+        };
+        let rest = usize::try_from(from)
+            .ok()
+            .and_then(|from| self.entries.get(from..))
+            .unwrap_or_default();
+        if rest.len() as u64 >= max_count {
+            return true;
+        }
+        let bytes: u64 = rest.iter().map(Entry::payload_bytes).sum();
+        rest.len() > 1 && bytes > max_bytes
+    }
+
     /// Entries in `[start, end]` that the log holds.
     pub fn slice(&self, start: LogIndex, end: LogIndex) -> Vec<Entry> {
         let first = self.base.index.next().0;

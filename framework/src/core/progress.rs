@@ -155,6 +155,11 @@ impl Progress {
         }
     }
 
+    /// Whether a message is in flight and unanswered (in `Replicate`).
+    pub fn has_inflight(&self) -> bool {
+        !self.inflight.is_empty()
+    }
+
     /// Records a message carrying entries up to `last_index`.
     pub fn record_sent(&mut self, last_index: LogIndex, bytes: u64, now_tick: u64) {
         match self.state {

@@ -146,6 +146,19 @@ impl Core {
             return false;
         }
         let next_index = progress.next_index;
+        // Nagle's rule: while a message is in flight, a partial one waits for its answer, and the
+        // writes arriving meanwhile go together (see `Config::pipeline_partial_messages`).
+        let wait_to_batch = replicating
+            && progress.has_inflight()
+            && !config.pipeline_partial_messages
+            && !self.log.fills_message(
+                next_index,
+                config.max_entries_per_message,
+                config.max_payload_bytes_per_message,
+            );
+        if wait_to_batch {
+            return false;
+        }
         let entries = self.log.entries_from(
             next_index,
             config.max_entries_per_message,

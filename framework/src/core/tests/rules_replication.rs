@@ -408,12 +408,77 @@ fn a_probe_in_flight_is_not_sent_again_when_replication_starts() {
         appends_sent(&actions).is_empty(),
         "2@3 sent twice: {actions:?}"
     );
+    // A partial message waits while 2@3 is in flight (Nagle's rule), then follows it.
     let actions = core.step(propose(1, "next"));
+    assert!(appends_sent(&actions).is_empty(), "{actions:?}");
+    let actions = core.step(append_response(2, 2, success(3)));
     let sent = appends_sent(&actions);
     assert_eq!(sent.len(), 1);
     assert_eq!(
         sent[0].1.prev_log_id,
         log_id(2, 3),
-        "pipelining continues after the probe"
+        "replication continues after the probe"
     );
+}
+
+/// A leader with node 2 replicating and one message to it in flight, under `config`.
+fn leader_with_message_in_flight(config: Config) -> crate::core::Core {
+    let mut core = core_with(
+        1,
+        2,
+        1,
+        &[1],
+        Config {
+            pre_vote: false,
+            ..config
+        },
+    );
+    tick_until_action(&mut core);
+    core.step(vote_response(2, 2, true, false));
+    core.step(append_response(2, 2, success(2)));
+    core
+}
+
+#[test]
+fn partial_messages_wait_for_the_one_in_flight_and_then_go_together() {
+    let mut core = leader_with_message_in_flight(fixed_config());
+    for request in 1..=3 {
+        let actions = core.step(propose(request, "w"));
+        assert!(appends_sent(&actions).is_empty(), "{actions:?}");
+    }
+    let actions = core.step(append_response(2, 2, success(3)));
+    let sent = appends_sent(&actions);
+    assert_eq!(sent.len(), 1, "{actions:?}");
+    assert_eq!(sent[0].1.prev_log_id, log_id(2, 3));
+    assert_eq!(
+        sent[0].1.entries.len(),
+        3,
+        "the three writes share one message"
+    );
+}
+
+#[test]
+fn full_messages_pipeline_and_partial_ones_may_when_configured() {
+    let full = Config {
+        max_entries_per_message: 2,
+        ..fixed_config()
+    };
+    let mut core = leader_with_message_in_flight(full);
+    core.step(propose(1, "a"));
+    let actions = core.step(propose(2, "b"));
+    let sent = appends_sent(&actions);
+    assert_eq!(
+        sent.len(),
+        1,
+        "a full message goes beside the one in flight"
+    );
+    assert_eq!(sent[0].1.entries.len(), 2);
+
+    let eager = Config {
+        pipeline_partial_messages: true,
+        ..fixed_config()
+    };
+    let mut core = leader_with_message_in_flight(eager);
+    let actions = core.step(propose(1, "a"));
+    assert_eq!(appends_sent(&actions).len(), 1, "{actions:?}");
 }
