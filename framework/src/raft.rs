@@ -26,7 +26,10 @@ use actix::{Actor, Addr};
 use async_trait::async_trait;
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::actor::{self, ClientWrite, Inbound, NodeActor, NodeParts, Shutdown, Worker};
+use crate::actor::{
+    self, ClientWrite, DrainWrites, Inbound, NodeActor, NodeParts, Pushed, Shutdown, Worker,
+    WriteQueue,
+};
 use crate::codec;
 use crate::config::Config;
 use crate::core::{Core, Role};
@@ -62,6 +65,8 @@ struct Inner<SM: StateMachine> {
     id: NodeId,
     config: Config,
     addr: Addr<NodeActor<SM>>,
+    /// Client writes go to the actor through this queue (see `actor/write_queue.rs`).
+    writes: WriteQueue<SM::Response>,
     network: Arc<dyn Network>,
     metrics: watch::Receiver<RaftMetrics>,
     fatal: Arc<Mutex<Option<Fatal>>>,
@@ -119,12 +124,14 @@ impl<SM: StateMachine> Raft<SM> {
         let fatal = Arc::new(Mutex::new(None));
         let (storage_tx, storage_rx) = mpsc::unbounded_channel();
         let (apply_tx, apply_rx) = mpsc::unbounded_channel();
+        let (writes, write_inbox) = actor::write_queue();
         let parts = NodeParts {
             core,
             config: config.clone(),
             network: Arc::clone(&network),
             storage_tx,
             apply_tx,
+            writes: write_inbox,
             snapshots: Arc::clone(&snapshots),
             workers: Box::new(move |addr: Addr<NodeActor<SM>>| -> Vec<Worker> {
                 vec![
@@ -140,6 +147,7 @@ impl<SM: StateMachine> Raft<SM> {
             id,
             config,
             addr,
+            writes,
             network,
             metrics,
             fatal,
@@ -263,7 +271,11 @@ impl<SM: StateMachine> Raft<SM> {
 
     async fn write_locally(&self, command: Arc<[u8]>) -> Result<SM::Response, ClientWriteError> {
         let (tx, rx) = oneshot::channel();
-        self.inner.addr.do_send(ClientWrite { command, tx });
+        match self.inner.writes.push(ClientWrite { command, tx }) {
+            Pushed::Queued => {}
+            Pushed::Schedule => self.inner.addr.do_send(DrainWrites),
+            Pushed::Closed => return Err(self.stopped_error()),
+        }
         match rx.await {
             Ok(result) => result,
             Err(_) => Err(self.stopped_error()),

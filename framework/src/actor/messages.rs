@@ -13,13 +13,17 @@ use crate::message::{Request, Response};
 use crate::storage::StorageError;
 use crate::types::{LogId, LogIndex, NodeId, SnapshotMeta};
 
-/// A client write from the handle: the serialized command and where to send the answer.
+/// A client write from the handle: the serialized command and where to send the answer. Goes
+/// through the node's write queue (`write_queue.rs`), not the mailbox.
 pub(crate) struct ClientWrite<R> {
     pub command: Arc<[u8]>,
     pub tx: oneshot::Sender<Result<R, ClientWriteError>>,
 }
 
-impl<R: Send + 'static> Message for ClientWrite<R> {
+/// Writes wait in the node's write queue: drain it.
+pub(crate) struct DrainWrites;
+
+impl Message for DrainWrites {
     type Result = ();
 }
 

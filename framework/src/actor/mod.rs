@@ -1,7 +1,7 @@
 //! The node actor: where the sans-IO core meets actix, storage, the network and the state machine.
 //!
 //! ```text
-//!   Raft handle ── ClientWrite ──┐
+//!   Raft handle ── DrainWrites ──┐   (client writes wait in a queue: write_queue.rs)
 //!   transport  ── Inbound RPC ───┤                         ┌─► storage worker ─ StorageDone ─┐
 //!   ticks (run_interval) ────────┼─► NodeActor ─► core.step ┼─► RPC futures ──── Response ────┤
 //!   workers ─ StorageDone/ApplyDone┘    ▲         (Input)  └─► apply worker ─── ApplyDone ───┤
@@ -23,11 +23,14 @@ mod messages;
 mod node;
 mod snapshot_io;
 mod workers;
+mod write_queue;
 
 pub(crate) use messages::{
-    Change, ChangeRequest, ClientRead, ClientWrite, Inbound, Replication, RunRead, Shutdown,
+    Change, ChangeRequest, ClientRead, ClientWrite, DrainWrites, Inbound, Replication, RunRead,
+    Shutdown,
 };
 pub use node::NodeActor;
 pub(crate) use node::{metrics_of, NodeParts, Worker};
 pub(crate) use snapshot_io::{blocking, restore_state_machine};
 pub(crate) use workers::{run_apply, run_storage};
+pub(crate) use write_queue::{write_queue, Pushed, WriteQueue};

@@ -22,11 +22,12 @@ use crate::storage::SnapshotStorage;
 use crate::types::LogIndex;
 
 use super::messages::{
-    ApplyDone, Change, ChangeRequest, ClientRead, ClientWrite, Inbound, Replication, RunRead,
+    ApplyDone, Change, ChangeRequest, ClientRead, DrainWrites, Inbound, Replication, RunRead,
     Shutdown, StorageDone,
 };
 use super::snapshot_io::SnapshotSends;
 use super::workers::ApplyWork;
+use super::write_queue::WriteInbox;
 
 /// A boxed IO worker, started with the actor and stopped with it.
 pub(crate) type Worker = Pin<Box<dyn Future<Output = ()>>>;
@@ -59,6 +60,8 @@ pub struct NodeActor<SM: StateMachine> {
     pub(super) network: Arc<dyn Network>,
     pub(super) storage_tx: mpsc::UnboundedSender<StorageOp>,
     pub(super) apply_tx: mpsc::UnboundedSender<ApplyWork<SM>>,
+    /// Client writes, queued by the handles.
+    writes: WriteInbox<SM::Response>,
     /// The snapshots being sent to followers, held open for their transfers.
     pub(super) sending: Arc<SnapshotSends>,
     workers: Option<WorkerFactory<SM>>,
@@ -68,6 +71,8 @@ pub struct NodeActor<SM: StateMachine> {
     pub(super) fatal: Arc<Mutex<Option<Fatal>>>,
     pub(super) stopping: bool,
     pub(super) span: tracing::Span,
+    /// The core's `membership_version` when the metrics last took its configuration.
+    published_membership: std::cell::Cell<u64>,
 }
 
 /// Everything needed to build a node actor.
@@ -77,6 +82,7 @@ pub(crate) struct NodeParts<SM: StateMachine> {
     pub network: Arc<dyn Network>,
     pub storage_tx: mpsc::UnboundedSender<StorageOp>,
     pub apply_tx: mpsc::UnboundedSender<ApplyWork<SM>>,
+    pub writes: WriteInbox<SM::Response>,
     pub snapshots: Arc<dyn SnapshotStorage>,
     pub workers: WorkerFactory<SM>,
     pub metrics_tx: watch::Sender<RaftMetrics>,
@@ -87,12 +93,14 @@ impl<SM: StateMachine> NodeActor<SM> {
     pub(crate) fn new(parts: NodeParts<SM>) -> NodeActor<SM> {
         let span = tracing::info_span!("raft", node_id = %parts.core.id());
         let max_batch = parts.config.max_entries_per_message;
+        let core_membership_version = parts.core.membership_version();
         NodeActor {
             executor: Executor::new(parts.core, max_batch),
             config: parts.config,
             network: parts.network,
             storage_tx: parts.storage_tx,
             apply_tx: parts.apply_tx,
+            writes: parts.writes,
             sending: Arc::new(SnapshotSends::new(parts.snapshots)),
             workers: Some(parts.workers),
             ticks: 0,
@@ -100,6 +108,7 @@ impl<SM: StateMachine> NodeActor<SM> {
             fatal: parts.fatal,
             stopping: false,
             span,
+            published_membership: std::cell::Cell::new(core_membership_version),
         }
     }
 
@@ -109,24 +118,33 @@ impl<SM: StateMachine> NodeActor<SM> {
         self.publish_metrics();
     }
 
+    /// Publishes what changed since the last publication. Runs after every message, so it
+    /// updates the fields in place (cloning the membership only when it changed) and wakes the
+    /// watchers only when something did.
     pub(super) fn publish_metrics(&self) {
         let core = self.executor.core();
         let running = !self.stopping;
         self.metrics_tx.send_if_modified(|metrics| {
-            let changed = metrics.role != core.role()
-                || metrics.term != core.term()
-                || metrics.leader != core.leader()
-                || metrics.last_log_id != core.last_log_id()
-                || metrics.commit_index != core.commit_index()
-                || metrics.last_applied != core.last_applied()
-                || metrics.running != running
-                || metrics.snapshot != core.snapshot().map(|meta| meta.last_included)
-                || metrics.log_base != core.log_base()
-                || metrics.membership != *core.membership();
-            if changed {
-                *metrics = metrics_of(core, running);
+            let scalars = [
+                update(&mut metrics.role, core.role()),
+                update(&mut metrics.term, core.term()),
+                update(&mut metrics.leader, core.leader()),
+                update(&mut metrics.last_log_id, core.last_log_id()),
+                update(&mut metrics.commit_index, core.commit_index()),
+                update(&mut metrics.last_applied, core.last_applied()),
+                update(&mut metrics.running, running),
+                update(
+                    &mut metrics.snapshot,
+                    core.snapshot().map(|meta| meta.last_included),
+                ),
+                update(&mut metrics.log_base, core.log_base()),
+            ];
+            let membership = self.published_membership.get() != core.membership_version();
+            if membership {
+                metrics.membership = core.membership().clone();
+                self.published_membership.set(core.membership_version());
             }
-            changed
+            membership || scalars.contains(&true)
         });
     }
 
@@ -149,6 +167,15 @@ impl<SM: StateMachine> NodeActor<SM> {
         self.publish_metrics();
         actix::ActorContext::stop(ctx);
     }
+}
+
+/// Stores `value` in `field` if it differs; says whether it did.
+fn update<T: PartialEq>(field: &mut T, value: T) -> bool {
+    let changed = *field != value;
+    if changed {
+        *field = value;
+    }
+    changed
 }
 
 /// The metrics of a core.
@@ -222,16 +249,25 @@ impl<SM: StateMachine> NodeActor<SM> {
     }
 }
 
-impl<SM: StateMachine> Handler<ClientWrite<SM::Response>> for NodeActor<SM> {
+impl<SM: StateMachine> Handler<DrainWrites> for NodeActor<SM> {
     type Result = ();
 
-    fn handle(&mut self, msg: ClientWrite<SM::Response>, ctx: &mut Context<Self>) {
+    /// Every queued write goes to the executor in one call: one batch of effects for the burst.
+    fn handle(&mut self, _: DrainWrites, ctx: &mut Context<Self>) {
         let _guard = self.span.clone().entered();
+        let writes = self.writes.drain();
         if self.stopping {
-            let _ = msg.tx.send(Err(ClientWriteError::ShuttingDown));
+            for write in writes {
+                let _ = write.tx.send(Err(ClientWriteError::ShuttingDown));
+            }
             return;
         }
-        let effects = self.executor.client_write(msg.command, msg.tx);
+        if writes.is_empty() {
+            return;
+        }
+        let effects = self
+            .executor
+            .client_writes(writes.into_iter().map(|write| (write.command, write.tx)));
         self.run(effects, ctx);
     }
 }

@@ -191,9 +191,8 @@ impl Core {
         let Some(last) = entries.last().map(|entry| entry.log_id.index) else {
             return;
         };
-        let rest = self.clients.split_off(&(last.next(), Term(0)));
-        let waiting = std::mem::replace(&mut self.clients, rest);
-        let mut clients = Vec::new();
+        let waiting: Vec<_> = self.clients.take_up_to(last).collect();
+        let mut clients = Vec::with_capacity(waiting.len());
         for ((index, term), request) in waiting {
             if self.log.term_at(index) == Some(term) {
                 clients.push((index, request));

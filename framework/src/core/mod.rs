@@ -28,10 +28,12 @@
 //! `replication.rs` (leader: progress, heartbeats, commit, CheckQuorum), `follower.rs` (consistency
 //! check, durable acks, apply), `read_index.rs` (ReadIndex and the leader lease), `snapshot.rs`
 //! (compaction, InstallSnapshot), `membership_change.rs` (joint consensus, learners, leadership
-//! transfer), `log.rs`, `progress.rs`, `rng.rs`, `io.rs` (inputs and actions).
+//! transfer), `log.rs`, `progress.rs`, `clients.rs` (clients waiting on their entries),
+//! `rng.rs`, `io.rs` (inputs and actions).
 
 #[cfg(any(test, feature = "testing"))]
 mod bugs;
+mod clients;
 mod election;
 mod follower;
 mod io;

@@ -11,6 +11,7 @@ use crate::types::{
     Entry, EntryPayload, LogId, LogIndex, NodeId, RequestId, RpcId, SnapshotMeta, Term,
 };
 
+use super::clients::WaitingClients;
 use super::io::{Action, HardState, Input, Recovered};
 use super::log::RaftLog;
 use super::membership_change::{PendingChange, Transfer};
@@ -99,6 +100,9 @@ pub struct Core {
     pub(super) log: RaftLog,
     /// The configuration in effect: the latest one in the log (contract 7), and its index.
     pub(super) membership: (LogIndex, Membership),
+    /// Counts the changes of `membership` (through `set_membership`), so a watcher can tell it
+    /// changed without comparing configurations.
+    membership_version: u64,
     pub(super) role: RoleState,
     /// The leader of the current term, if known.
     pub(super) leader: Option<NodeId>,
@@ -118,7 +122,7 @@ pub struct Core {
     /// A client is answered when its index is applied: with the result if the entry there has its
     /// term, `Dropped` if another entry was committed there. NB: not on truncation — an entry
     /// removed here may still be on other nodes and commit.
-    pub(super) clients: BTreeMap<(LogIndex, Term), RequestId>,
+    pub(super) clients: WaitingClients,
     /// Quorum rounds begun because reads were waiting (not counting heartbeats): with many
     /// concurrent readers, far fewer than reads.
     pub(super) read_rounds: u64,
@@ -176,6 +180,7 @@ impl Core {
             hard_state_dirty: false,
             log,
             membership: (LogIndex(0), Membership::default()),
+            membership_version: 0,
             role: RoleState::Follower,
             leader: None,
             election_elapsed: 0,
@@ -184,7 +189,7 @@ impl Core {
             rng: SeededRng::for_node(seed, id.0),
             leader_match: LogIndex(0),
             pending_acks: VecDeque::new(),
-            clients: BTreeMap::new(),
+            clients: WaitingClients::default(),
             read_rounds: 0,
             snapshot: recovered.snapshot,
             installing: None,
@@ -303,6 +308,18 @@ impl Core {
     /// The configuration in effect.
     pub fn membership(&self) -> &Membership {
         &self.membership.1
+    }
+
+    /// A number that changes whenever the configuration in effect may have: equal versions mean
+    /// the same configuration.
+    pub fn membership_version(&self) -> u64 {
+        self.membership_version
+    }
+
+    /// Puts a configuration (and its index) in effect.
+    pub(super) fn set_membership(&mut self, membership: (LogIndex, Membership)) {
+        self.membership = membership;
+        self.membership_version += 1;
     }
 
     /// Quorum rounds begun for waiting reads since the node started (heartbeats not counted).
@@ -432,14 +449,14 @@ impl Core {
                 .as_ref()
                 .map(|snapshot| (snapshot.last_included.index, snapshot.membership.clone()))
         };
-        self.membership = latest.or_else(from_snapshot).unwrap_or_default();
+        self.set_membership(latest.or_else(from_snapshot).unwrap_or_default());
     }
 
     /// Adopts any configuration among freshly appended entries (contract 7).
     pub(super) fn note_appended_membership(&mut self, entries: &[crate::types::Entry]) {
         for entry in entries {
             if let EntryPayload::Membership(membership) = &entry.payload {
-                self.membership = (entry.log_id.index, membership.clone());
+                self.set_membership((entry.log_id.index, membership.clone()));
                 self.sync_progress();
             }
         }

@@ -68,7 +68,7 @@ impl Core {
         let term = self.hard_state.term;
         for (offset, proposal) in proposals.iter().enumerate() {
             self.clients
-                .insert((first.plus(offset as u64), term), proposal.request);
+                .insert(first.plus(offset as u64), term, proposal.request);
         }
         let payloads = proposals
             .into_iter()

@@ -420,12 +420,10 @@ impl Core {
         let last_included = meta.last_included;
         self.log.install(last_included);
         self.installing = Some(last_included);
-        self.membership = (last_included.index, meta.membership.clone());
+        self.set_membership((last_included.index, meta.membership.clone()));
         self.leader_match = self.leader_match.max(last_included.index);
         // Clients of entries the snapshot covers: their outcome is unknown here (module docs).
-        self.clients = self
-            .clients
-            .split_off(&(last_included.index.next(), Term(0)));
+        self.clients.take_up_to(last_included.index).for_each(drop);
         self.snapshot = Some(meta.clone());
         self.push(Action::InstallSnapshot { meta: meta.clone() });
         self.push(Action::RestoreSnapshot { meta });

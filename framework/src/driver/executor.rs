@@ -10,6 +10,7 @@ use crate::membership::{Membership, MembershipChange};
 use crate::message::{InstallSnapshotRequest, Request, Response};
 use crate::types::{Entry, LogId, LogIndex, NodeId, RequestId, RpcId, SnapshotMeta};
 
+use super::slots::Slots;
 use super::storage_op::StorageOp;
 
 /// IO the embedding must perform for the node, in the order given.
@@ -109,9 +110,9 @@ pub struct Executor<R, C, Q = C, W = C> {
     /// Inbound RPCs waiting for the core's one reply.
     pending_rpcs: BTreeMap<RpcId, R>,
     /// Client writes waiting for their entry to be applied or refused.
-    pending_clients: BTreeMap<RequestId, C>,
+    pending_clients: Slots<C>,
     /// Reads waiting for the core to confirm or refuse them.
-    pending_reads: BTreeMap<RequestId, Q>,
+    pending_reads: Slots<Q>,
     /// Membership changes and leadership transfers waiting for their outcome.
     pending_changes: BTreeMap<RequestId, W>,
     /// Proposals held while the leader's previous append is being written: they go out as one
@@ -143,8 +144,8 @@ impl<R, C, Q, W> Executor<R, C, Q, W> {
             core,
             max_batch: max_batch.max(1),
             pending_rpcs: BTreeMap::new(),
-            pending_clients: BTreeMap::new(),
-            pending_reads: BTreeMap::new(),
+            pending_clients: Slots::default(),
+            pending_reads: Slots::default(),
             pending_changes: BTreeMap::new(),
             proposal_buffer: Vec::new(),
             appends_in_flight: 0,
@@ -178,10 +179,18 @@ impl<R, C, Q, W> Executor<R, C, Q, W> {
     /// A client write. On a leader whose previous append is still being written it waits in the
     /// buffer (up to a full batch), to go out with the others when that append completes.
     pub fn client_write(&mut self, command: Arc<[u8]>, client: C) -> Vec<Effect<R, C, Q, W>> {
-        let request = RequestId(self.next_request);
-        self.next_request += 1;
-        self.pending_clients.insert(request, client);
-        self.proposal_buffer.push(Proposal { request, command });
+        self.client_writes([(command, client)])
+    }
+
+    /// Client writes that arrived together, in order: as `client_write` for each, with one
+    /// batch of effects for all.
+    pub fn client_writes(
+        &mut self,
+        writes: impl IntoIterator<Item = (Arc<[u8]>, C)>,
+    ) -> Vec<Effect<R, C, Q, W>> {
+        for (command, client) in writes {
+            self.buffer_write(command, client);
+        }
         let must_wait = self.core.role() == Role::Leader && self.appends_in_flight > 0;
         if !must_wait || self.proposal_buffer.len() as u64 >= self.max_batch {
             self.flush_proposals();
@@ -189,11 +198,32 @@ impl<R, C, Q, W> Executor<R, C, Q, W> {
         self.take_effects()
     }
 
+    fn buffer_write(&mut self, command: Arc<[u8]>, client: C) {
+        let request = RequestId(self.next_request);
+        self.next_request += 1;
+        if let Err(client) = self.pending_clients.insert(request, client) {
+            // Unreachable: request ids only grow. Refused rather than lost, should it happen.
+            let error = ProposeError::Dropped {
+                leader: self.core.leader(),
+            };
+            self.effects.push(Effect::Reject { client, error });
+            return;
+        }
+        self.proposal_buffer.push(Proposal { request, command });
+    }
+
     /// A read at `mode`; `reader` is how its answer (a read index, or a refusal) gets back.
     pub fn read(&mut self, mode: ReadMode, reader: Q) -> Vec<Effect<R, C, Q, W>> {
         let request = RequestId(self.next_request);
         self.next_request += 1;
-        self.pending_reads.insert(request, reader);
+        if let Err(reader) = self.pending_reads.insert(request, reader) {
+            // Unreachable, as for client writes.
+            let error = ProposeError::Dropped {
+                leader: self.core.leader(),
+            };
+            self.effects.push(Effect::RejectRead { reader, error });
+            return self.take_effects();
+        }
         self.step(Input::Read { request, mode });
         self.take_effects()
     }
@@ -306,26 +336,22 @@ impl<R, C, Q, W> Executor<R, C, Q, W> {
         self.proposal_buffer.clear();
         self.deferred.clear();
         self.held_apply.clear();
-        std::mem::take(&mut self.pending_clients)
-            .into_values()
-            .collect()
+        self.pending_clients.take_all()
     }
 
     /// Returns every waiting read for the embedding to answer (the node stops).
     pub fn abandon_reads(&mut self) -> Vec<Q> {
-        std::mem::take(&mut self.pending_reads)
-            .into_values()
-            .collect()
+        self.pending_reads.take_all()
     }
 
     /// Keeps only the waiting reads `keep` accepts (to forget readers that gave up).
     pub fn retain_reads(&mut self, mut keep: impl FnMut(&Q) -> bool) {
-        self.pending_reads.retain(|_, reader| keep(reader));
+        self.pending_reads.retain(|reader| keep(reader));
     }
 
     /// Keeps only the waiting clients `keep` accepts (to forget clients that gave up).
     pub fn retain_clients(&mut self, mut keep: impl FnMut(&C) -> bool) {
-        self.pending_clients.retain(|_, client| keep(client));
+        self.pending_clients.retain(|client| keep(client));
     }
 
     fn flush_proposals(&mut self) {
@@ -388,13 +414,13 @@ impl<R, C, Q, W> Executor<R, C, Q, W> {
                 let clients = clients
                     .into_iter()
                     .filter_map(|(index, request)| {
-                        Some((index, self.pending_clients.remove(&request)?))
+                        Some((index, self.pending_clients.remove(request)?))
                     })
                     .collect();
                 self.effects.push(Effect::Apply { entries, clients });
             }
             Action::Reject { request, error } => {
-                if let Some(client) = self.pending_clients.remove(&request) {
+                if let Some(client) = self.pending_clients.remove(request) {
                     self.effects.push(Effect::Reject { client, error });
                 }
             }
@@ -402,12 +428,12 @@ impl<R, C, Q, W> Executor<R, C, Q, W> {
                 request,
                 read_index,
             } => {
-                if let Some(reader) = self.pending_reads.remove(&request) {
+                if let Some(reader) = self.pending_reads.remove(request) {
                     self.effects.push(Effect::ReadReady { reader, read_index });
                 }
             }
             Action::RejectRead { request, error } => {
-                if let Some(reader) = self.pending_reads.remove(&request) {
+                if let Some(reader) = self.pending_reads.remove(request) {
                     self.effects.push(Effect::RejectRead { reader, error });
                 }
             }

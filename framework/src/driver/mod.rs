@@ -21,7 +21,8 @@
 //! - While the leader's append is in flight, client writes are buffered and go out as one batch
 //!   when it completes (one append, one message per follower: group commit).
 //! - Inbound RPCs and client writes get ids; the caller's reply handle (`R`) and client handle
-//!   (`C`) wait in ordered maps until the core answers them.
+//!   (`C`) wait until the core answers them — client and read handles in [`Slots`](slots.rs), a
+//!   queue indexed by id, since ids only grow and answers come roughly in order.
 //!
 //! The executor does no IO and has no clock: the actor performs its effects with actix and tokio,
 //! the simulator on its simulated disk, network and state machine. A new [`Action`] variant becomes
@@ -30,6 +31,7 @@
 //! [`Action`]: crate::core::Action
 
 mod executor;
+mod slots;
 mod storage_op;
 
 pub use executor::{Effect, Executor};
