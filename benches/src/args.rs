@@ -11,8 +11,10 @@ usage: cluster [-m MEMBERS] [-c CLIENTS] [-n WRITES] [-b BATCH] [-t PLACEMENT]
   -n WRITES     total writes over all clients (default 200000)
   -b BATCH      writes carried by each client call, as one command (default 1);
                 WRITES must be a multiple of BATCH, and WRITES / BATCH at least CLIENTS
-  -t PLACEMENT  where the members run: `shared`, all on one NodeThread (default), or
-                `per-node`, each on an actix thread of its own";
+  -t PLACEMENT  where the members run: `shared`, all on one NodeThread (default);
+                `per-node`, each on an actix thread of its own; `local`, the members and
+                the clients on one NodeThread; `split`, the clients and the leader on one
+                NodeThread, the followers on another";
 
 /// Where the benchmark's members run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -23,6 +25,14 @@ pub enum Placement {
     /// Each member on a private node thread of its own (what `Raft::bootstrap` does outside
     /// actix).
     PerNode,
+    /// The members and the clients on one `NodeThread`: no write crosses a thread (an
+    /// application whose request handlers share the nodes' actix thread, as `raftor-kv serve
+    /// --threads 1` does).
+    Local,
+    /// The first member and the clients on one `NodeThread`, the other members on a second: the
+    /// first member is made leader, so writes cross no thread and replication crosses once per
+    /// message.
+    Split,
 }
 
 impl Placement {
@@ -31,6 +41,8 @@ impl Placement {
         match word {
             "shared" => Some(Placement::Shared),
             "per-node" => Some(Placement::PerNode),
+            "local" => Some(Placement::Local),
+            "split" => Some(Placement::Split),
             _ => None,
         }
     }
@@ -41,6 +53,8 @@ impl fmt::Display for Placement {
         f.write_str(match self {
             Placement::Shared => "shared",
             Placement::PerNode => "per-node",
+            Placement::Local => "local",
+            Placement::Split => "split",
         })
     }
 }
@@ -104,7 +118,10 @@ impl fmt::Display for ArgsError {
                 write!(f, "{flag} takes a positive whole number, not {value:?}")
             }
             ArgsError::BadPlacement(value) => {
-                write!(f, "-t takes shared or per-node, not {value:?}")
+                write!(
+                    f,
+                    "-t takes shared, per-node, local or split, not {value:?}"
+                )
             }
             ArgsError::Inconsistent(why) => f.write_str(why),
         }
@@ -212,6 +229,10 @@ mod tests {
             "the last -t wins, as for the numbers"
         );
         assert_eq!(Placement::PerNode.to_string(), "per-node");
+        for word in ["shared", "per-node", "local", "split"] {
+            let placement = Placement::from_flag(word).expect("a placement");
+            assert_eq!(placement.to_string(), word, "round trip");
+        }
         assert_eq!(Placement::Shared.to_string(), "shared");
     }
 

@@ -10,9 +10,13 @@
 //! - `-t` where they run: `shared` (the default) starts every member on one `NodeThread`, so
 //!   messages between them stay on one event loop; `per-node` starts each from the client
 //!   runtime, outside actix, so each gets a private node thread (raftor's behaviour for a
-//!   `Raft` started from `#[tokio::main]`).
-//! - `-c` clients run as tasks on a multi-threaded tokio runtime; each calls `client_write` on
-//!   the leader back to back, measuring each call's latency.
+//!   `Raft` started from `#[tokio::main]`); `local` runs the members *and the clients* on one
+//!   `NodeThread`, so no write crosses a thread (an application whose handlers share the nodes'
+//!   actix thread, as `raftor-kv serve --threads 1` does); `split` runs the clients and the
+//!   first member, made leader, on one `NodeThread` and the followers on another.
+//! - `-c` clients run as tasks on a multi-threaded tokio runtime (or on the node thread, with
+//!   `local` and `split`); each calls `client_write` on the leader back to back, measuring each
+//!   call's latency.
 //! - `-n` writes in total, split evenly over the clients.
 //! - `-b` writes per call. `client_write` takes one command, so a batch is one command carrying
 //!   B empty requests, applied together (the state machine counts B): one log entry, one
@@ -80,8 +84,10 @@ impl StateMachine for Counter {
 
 /// A running cluster.
 struct Cluster {
-    /// The thread every member runs on, with `-t shared`.
-    thread: Option<NodeThread>,
+    /// The node threads of the placement (none for `per-node`: each member has its own).
+    threads: Vec<NodeThread>,
+    /// Where the clients run, if on a node thread (`local`, `split`); else on the tokio runtime.
+    client_thread: Option<NodeThread>,
     nodes: Vec<Raft<Counter>>,
     /// Requests applied, per node, in `nodes` order.
     applied: Vec<Arc<AtomicU64>>,
@@ -134,17 +140,24 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let term_before = leader.metrics().term;
     let batch = u32::try_from(args.batch).unwrap_or(u32::MAX); // checked by `Args::parse`
     let raft = leader.clone();
-    let outcome = clients::drive(&args, move || {
+    let write = move || {
         let raft = raft.clone();
         async move { raft.client_write(batch).await }
-    })
-    .await;
+    };
+    let outcome = match &cluster.client_thread {
+        Some(thread) => {
+            thread
+                .run(async move { clients::drive(&args, write).await })
+                .await?
+        }
+        None => clients::drive(&args, write).await,
+    };
     let term_after = leader.metrics().term;
     let applied = cluster.applied[cluster.leader].load(Ordering::Relaxed);
     for node in &cluster.nodes {
         node.shutdown().await;
     }
-    if let Some(thread) = cluster.thread {
+    for thread in cluster.threads {
         thread.stop().await;
     }
     clients::report(&args, &outcome, args.placement);
@@ -171,12 +184,21 @@ async fn start_cluster(
 ) -> anyhow::Result<Cluster> {
     let ids: Vec<NodeId> = (1..=members).map(NodeId).collect();
     let router = Router::new(1);
-    let thread = match placement {
-        Placement::Shared => Some(NodeThread::start("raftor-nodes")?),
-        Placement::PerNode => None,
+    let threads = match placement {
+        Placement::Shared | Placement::Local => vec![NodeThread::start("raftor-nodes")?],
+        Placement::Split => vec![
+            NodeThread::start("raftor-leader")?,
+            NodeThread::start("raftor-followers")?,
+        ],
+        Placement::PerNode => Vec::new(),
+    };
+    let client_thread = match placement {
+        Placement::Local | Placement::Split => threads.first().cloned(),
+        Placement::Shared | Placement::PerNode => None,
     };
     let mut cluster = Cluster {
-        thread: thread.clone(),
+        threads: threads.clone(),
+        client_thread,
         nodes: Vec::new(),
         applied: Vec::new(),
         leader: 0,
@@ -194,9 +216,11 @@ async fn start_cluster(
             MemStorage::new(),
             counter,
         );
-        // On the shared thread's actix system the node joins it; outside actix (per-node) it
-        // starts a thread of its own.
-        let started = match &thread {
+        // On a node thread's actix system the node joins it (with `split`, the first member on
+        // the first thread, the others on the second); outside actix (per-node) it starts a
+        // thread of its own.
+        let thread = threads.get(usize::from(id != ids[0])).or(threads.first());
+        let started = match thread {
             Some(thread) => thread.run(start).await?,
             None => start.await,
         };
@@ -214,6 +238,14 @@ async fn start_cluster(
         .iter()
         .position(|&id| id == leader)
         .context("the leader is not a member")?;
+    // `split` puts the clients beside the first member: it must lead.
+    if placement == Placement::Split && cluster.leader != 0 {
+        cluster.nodes[cluster.leader]
+            .transfer_leader(ids[0])
+            .await
+            .context("moving the leadership to the first member")?;
+        cluster.leader = 0;
+    }
     // The leader counts as leading once it has said so itself (it has committed its blank entry).
     cluster.nodes[cluster.leader]
         .wait(Duration::from_secs(10))
