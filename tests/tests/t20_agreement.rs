@@ -54,6 +54,7 @@ async fn t21_rpc_bytes() {
     let seed = rng::seed(21);
     let cluster = TestCluster::<Padded>::launch(3, Config::default(), seed).await;
     assert_eq!(cluster.one(Padded::new(99, 0), 3, false).await, LogIndex(3));
+    cluster.router.count_bytes(true);
     let bytes0 = cluster.router.total_stats().bytes;
     let mut sent = 0u64;
     for i in 0..10u64 {
@@ -66,6 +67,10 @@ async fn t21_rpc_bytes() {
     let bound = 3 * sent + 50_000;
     println!("RPC bytes for {sent} bytes of commands: {got} (bound {bound})");
     assert!(got <= bound, "too many RPC bytes: got {got}, bound {bound}");
+    assert!(
+        got >= sent,
+        "the commands alone are {sent} bytes: got {got}"
+    );
     cluster.shutdown().await;
 }
 

@@ -1,7 +1,7 @@
 //! The node actor: where the sans-IO core meets actix, storage, the network and the state machine.
 //!
 //! ```text
-//!   Raft handle ── DrainWrites ──┐   (client writes wait in a queue: write_queue.rs)
+//!   Raft handle ── DrainWrites ──┐  (client writes wait in a queue: write_queue.rs)
 //!   transport  ── Inbound RPC ───┤                         ┌─► storage worker ─ StorageDone ─┐
 //!   ticks (run_interval) ────────┼─► NodeActor ─► core.step ┼─► RPC futures ──── Response ────┤
 //!   workers ─ StorageDone/ApplyDone┘    ▲         (Input)  └─► apply worker ─── ApplyDone ───┤
@@ -18,6 +18,7 @@
 //! Stale completions need no cancellation: the core recognises them by log id and term.
 //! Snapshot bytes move on blocking threads beside all of this (`snapshot_io.rs`).
 
+mod apply_job;
 mod driver;
 mod messages;
 mod node;

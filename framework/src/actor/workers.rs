@@ -6,15 +6,16 @@ use std::sync::Arc;
 
 use actix::{Actor, Addr, Handler};
 use tokio::sync::{mpsc, oneshot};
-use tracing::{error, warn};
+use tracing::error;
 
 use crate::driver::{merge_appends, StorageOp};
 use crate::error::{ClientWriteError, Fatal};
 use crate::membership::Membership;
 use crate::state_machine::StateMachine;
 use crate::storage::{LogStorage, SnapshotStorage, StorageError};
-use crate::types::{Entry, EntryPayload, LogId, LogIndex, SnapshotMeta};
+use crate::types::{Entry, LogId, LogIndex, SnapshotMeta};
 
+use super::apply_job::apply_job;
 use super::messages::{ApplyDone, StorageDone};
 use super::snapshot_io::{blocking, restore_state_machine, spawn_save};
 
@@ -157,72 +158,14 @@ pub(crate) async fn run_apply<SM, A>(
                 }
             }
         };
-        // The core hands the clients out in log order; sorting an already sorted Vec is one
-        // pass, and lets the walk below pair clients with entries without building a map.
-        let mut clients = job.clients;
-        clients.sort_unstable_by_key(|(index, _)| *index);
-        let mut clients = clients.into_iter().peekable();
-        let mut unmatched = 0;
-        let mut last = None;
-        for entry in job.entries {
-            let index = entry.log_id.index;
-            let result = apply_entry(&mut state_machine, entry).await;
-            let tx = take_client(&mut clients, index, &mut unmatched);
-            match (result, tx) {
-                (Ok(Some(response)), Some(tx)) => {
-                    // The client may have given up (timeout): nothing to do then.
-                    let _ = tx.send(Ok(response));
-                }
-                (Ok(_), _) => {}
-                (Err(fatal), tx) => {
-                    error!(%index, error = %fatal, "state machine failed; stopping the node");
-                    if let Some(tx) = tx {
-                        let _ = tx.send(Err(ClientWriteError::Fatal(fatal.clone())));
-                    }
-                    actor.do_send(ApplyDone::Failed(fatal));
-                    return;
-                }
+        match apply_job(&mut state_machine, job).await {
+            Ok(Some(last)) => actor.do_send(ApplyDone::Applied(last)),
+            Ok(None) => {}
+            Err(fatal) => {
+                error!(error = %fatal, "state machine failed; stopping the node");
+                actor.do_send(ApplyDone::Failed(fatal));
+                return;
             }
-            last = Some(index);
-        }
-        let unmatched = unmatched + clients.count();
-        if unmatched > 0 {
-            warn!(
-                count = unmatched,
-                "clients waiting on entries that were not in the batch"
-            );
-        }
-        if let Some(last) = last {
-            actor.do_send(ApplyDone::Applied(last));
         }
     }
-}
-
-/// The client waiting on the entry at `index`, if any, from clients sorted by index; clients
-/// below `index` (waiting on entries not in the batch) are skipped and counted in `unmatched`.
-fn take_client<T>(
-    clients: &mut std::iter::Peekable<impl Iterator<Item = (LogIndex, T)>>,
-    index: LogIndex,
-    unmatched: &mut usize,
-) -> Option<T> {
-    while clients.next_if(|(at, _)| *at < index).is_some() {
-        *unmatched += 1;
-    }
-    clients.next_if(|(at, _)| *at == index).map(|(_, tx)| tx)
-}
-
-/// Applies one entry: commands go to the state machine; blank and membership entries have no
-/// effect on it.
-async fn apply_entry<SM: StateMachine>(
-    state_machine: &mut SM,
-    entry: Entry,
-) -> Result<Option<SM::Response>, Fatal> {
-    let index = entry.log_id.index;
-    let EntryPayload::Command(bytes) = entry.payload else {
-        return Ok(None);
-    };
-    let command = crate::codec::decode::<SM::Command>(&bytes)
-        .map_err(|message| Fatal::Undecodable { index, message })?;
-    let response = state_machine.apply(index, command).await?;
-    Ok(Some(response))
 }

@@ -95,7 +95,7 @@ impl Core {
             Ok(None) => return self.change_done(request, Ok(current)),
             Err(error) => return self.change_done(request, Err(error)),
         };
-        self.append_as_leader(vec![EntryPayload::Membership(next)]);
+        self.append_as_leader(vec![EntryPayload::Membership(Box::new(next))]);
         let index = self.log.last_index();
         if let RoleState::Leader(leader) = &mut self.role {
             leader.change = Some(PendingChange { request, index });
@@ -181,7 +181,9 @@ impl Core {
         }
         let membership = self.membership.1.clone();
         if membership.is_joint() {
-            self.append_as_leader(vec![EntryPayload::Membership(membership.final_config())]);
+            self.append_as_leader(vec![EntryPayload::Membership(Box::new(
+                membership.final_config(),
+            ))]);
             let index = self.log.last_index();
             if let RoleState::Leader(leader) = &mut self.role {
                 if let Some(change) = leader.change.as_mut() {

@@ -150,7 +150,7 @@ impl Core {
     pub fn bootstrap_log(voters: impl IntoIterator<Item = NodeId>) -> Vec<crate::types::Entry> {
         vec![crate::types::Entry {
             log_id: LogId::new(Term(0), LogIndex(1)),
-            payload: EntryPayload::Membership(Membership::new(voters)),
+            payload: EntryPayload::Membership(Box::new(Membership::new(voters))),
         }]
     }
 
@@ -440,7 +440,7 @@ impl Core {
             .rev()
             .find_map(|entry| match &entry.payload {
                 EntryPayload::Membership(membership) => {
-                    Some((entry.log_id.index, membership.clone()))
+                    Some((entry.log_id.index, Membership::clone(membership)))
                 }
                 _ => None,
             });
@@ -456,7 +456,7 @@ impl Core {
     pub(super) fn note_appended_membership(&mut self, entries: &[crate::types::Entry]) {
         for entry in entries {
             if let EntryPayload::Membership(membership) = &entry.payload {
-                self.set_membership((entry.log_id.index, membership.clone()));
+                self.set_membership((entry.log_id.index, Membership::clone(membership)));
                 self.sync_progress();
             }
         }

@@ -129,7 +129,7 @@ impl Core {
             .into_iter()
             .rev()
             .find_map(|entry| match entry.payload {
-                EntryPayload::Membership(membership) => Some(membership),
+                EntryPayload::Membership(membership) => Some(*membership),
                 _ => None,
             });
         in_log

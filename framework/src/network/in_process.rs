@@ -1,9 +1,10 @@
 //! [`Router`]: an in-process network joining nodes in one process, with fault injection for
 //! tests: isolate a node, partition into groups (also one-way), lose a fraction of requests and
 //! of replies, delay each RPC within a range (which also reorders them), and count RPCs and bytes
-//! per node.
+//! per node (and, when asked, their encoded bytes).
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -38,7 +39,9 @@ pub struct Unreliable {
 pub struct RpcStats {
     /// Requests sent.
     pub rpcs: u64,
-    /// Bincode-encoded bytes of the requests sent.
+    /// Bincode-encoded bytes of the requests sent, counted only while
+    /// [`Router::count_bytes`] is on (off by default: counting encodes every request, which
+    /// the in-process network otherwise never does).
     pub bytes: u64,
 }
 
@@ -67,6 +70,8 @@ impl Default for State {
 #[derive(Clone, Default)]
 pub struct Router {
     state: Arc<Mutex<State>>,
+    /// Whether `RpcStats::bytes` is counted.
+    count_bytes: Arc<AtomicBool>,
 }
 
 /// One node's view of a [`Router`]: what it passes to `Raft::start` as its [`Network`].
@@ -95,6 +100,11 @@ impl Router {
         self.state
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Counts the encoded bytes of every request from now on (`on`), or stops counting them.
+    pub fn count_bytes(&self, on: bool) {
+        self.count_bytes.store(on, Ordering::Relaxed);
     }
 
     /// The network handle for node `id`.
@@ -250,7 +260,12 @@ impl InProcessNetwork {
         F: FnOnce(Arc<dyn RaftRpc>, Req) -> Fut,
         Fut: std::future::Future<Output = Result<Resp, NetworkError>>,
     {
-        let plan = self.router.plan(self.from, to, encoded_len(&req));
+        let bytes = if self.router.count_bytes.load(Ordering::Relaxed) {
+            encoded_len(&req)
+        } else {
+            0
+        };
+        let plan = self.router.plan(self.from, to, bytes);
         if !plan.delay.is_zero() {
             tokio::time::sleep(plan.delay).await;
         }

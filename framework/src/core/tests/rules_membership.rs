@@ -53,7 +53,7 @@ fn appended_configs(actions: &[Action]) -> Vec<Membership> {
         })
         .flatten()
         .filter_map(|entry| match &entry.payload {
-            EntryPayload::Membership(membership) => Some(membership.clone()),
+            EntryPayload::Membership(membership) => Some(Membership::clone(membership)),
             _ => None,
         })
         .collect()
