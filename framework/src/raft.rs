@@ -189,7 +189,7 @@ impl<SM: StateMachine> Raft<SM> {
         &self,
         command: SM::Command,
     ) -> Result<SM::Response, ClientWriteError> {
-        let bytes = codec::encode(&command).map_err(ClientWriteError::Codec)?;
+        let bytes = codec::encode_shared(&command).map_err(ClientWriteError::Codec)?;
         let forward = self.inner.config.forward_writes;
         tokio::time::timeout(
             self.inner.config.client_timeout,
@@ -203,11 +203,9 @@ impl<SM: StateMachine> Raft<SM> {
     /// progress) and sends the write to it. The caller bounds the whole call with a timeout.
     async fn write_bytes(
         &self,
-        command: Vec<u8>,
+        command: Arc<[u8]>,
         forward: bool,
     ) -> Result<SM::Response, ClientWriteError> {
-        // Shared from here on: a retry or a redirect costs no copy.
-        let command: Arc<[u8]> = Arc::from(command);
         // A follower that knows its leader forwards at once: asking its own actor first would
         // cost a round trip through the actor thread per write only to hear `NotLeader`. A stale
         // view is harmless: the target refuses and the loop below follows its answer.
@@ -409,7 +407,7 @@ impl<SM: StateMachine> RaftRpc for Raft<SM> {
                 "undecodable command: {message}"
             )));
         }
-        let write = self.write_bytes(req.command, false);
+        let write = self.write_bytes(Arc::from(req.command), false);
         let result = tokio::time::timeout(self.inner.config.client_timeout, write)
             .await
             .unwrap_or(Err(ClientWriteError::Timeout));
