@@ -32,6 +32,60 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
     Ok(value)
 }
 
+/// Serde for byte strings in bulk: `#[serde(with = "raftor::codec::bytes")]` on a `Vec<u8>` or an
+/// `Arc<[u8]>` field. Plain serde hands a byte vector over as a sequence, one `u8` at a time; this
+/// hands it over as one slice, which bincode copies at once. bincode writes both the same way (a
+/// length, then the bytes), so data already stored or sent reads back unchanged; a format that
+/// writes byte strings differently (JSON's arrays of numbers) is still read, as a sequence.
+pub mod bytes {
+    use std::fmt;
+
+    use serde::de::{SeqAccess, Visitor};
+    use serde::{Deserializer, Serializer};
+
+    /// Serializes the bytes as one byte string.
+    pub fn serialize<S: Serializer, T: AsRef<[u8]>>(
+        bytes: &T,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        serializer.serialize_bytes(bytes.as_ref())
+    }
+
+    /// Deserializes a byte string (or a sequence of bytes).
+    pub fn deserialize<'de, D: Deserializer<'de>, T: From<Vec<u8>>>(
+        deserializer: D,
+    ) -> Result<T, D::Error> {
+        deserializer.deserialize_byte_buf(BytesVisitor).map(T::from)
+    }
+
+    struct BytesVisitor;
+
+    impl<'de> Visitor<'de> for BytesVisitor {
+        type Value = Vec<u8>;
+
+        fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
+            formatter.write_str("a byte string")
+        }
+
+        fn visit_bytes<E>(self, bytes: &[u8]) -> Result<Vec<u8>, E> {
+            Ok(bytes.to_vec())
+        }
+
+        fn visit_byte_buf<E>(self, bytes: Vec<u8>) -> Result<Vec<u8>, E> {
+            Ok(bytes)
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<u8>, A::Error> {
+            // A hostile length must not reserve memory up front: grow as bytes arrive.
+            let mut bytes = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(4096));
+            while let Some(byte) = seq.next_element()? {
+                bytes.push(byte);
+            }
+            Ok(bytes)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -43,5 +97,39 @@ mod tests {
             assert_eq!(&shared[..], &encode(&value).expect("encodes")[..]);
             assert_eq!(decode::<Vec<u8>>(&shared), Ok(value));
         }
+    }
+
+    #[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    struct Bulk {
+        #[serde(with = "super::bytes")]
+        data: Vec<u8>,
+        #[serde(with = "super::bytes")]
+        shared: Arc<[u8]>,
+    }
+
+    #[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    struct Plain {
+        data: Vec<u8>,
+        shared: Arc<[u8]>,
+    }
+
+    #[test]
+    fn bulk_bytes_encode_as_plain_sequences_do_and_read_them_back() {
+        let bulk = Bulk {
+            data: (0..=255).collect(),
+            shared: Arc::from(vec![1u8, 2, 3]),
+        };
+        let plain = Plain {
+            data: bulk.data.clone(),
+            shared: Arc::clone(&bulk.shared),
+        };
+        let encoded = encode(&bulk).expect("encodes");
+        assert_eq!(
+            encoded,
+            encode(&plain).expect("encodes"),
+            "same bytes on the wire"
+        );
+        assert_eq!(decode::<Bulk>(&encoded), Ok(bulk));
+        assert_eq!(decode::<Plain>(&encoded), Ok(plain));
     }
 }

@@ -124,6 +124,7 @@ pub struct InstallSnapshotRequest {
     /// Where `data` starts in the snapshot.
     pub offset: u64,
     /// The chunk.
+    #[serde(with = "crate::codec::bytes")]
     pub data: Vec<u8>,
     /// This chunk ends the snapshot (`offset + data.len() == meta.size_bytes`).
     pub done: bool,
@@ -200,6 +201,7 @@ pub struct VoteResponse {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ForwardRequest {
     /// The bincode-encoded command.
+    #[serde(with = "crate::codec::bytes")]
     pub command: Vec<u8>,
 }
 
@@ -207,7 +209,7 @@ pub struct ForwardRequest {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ForwardResponse {
     /// Applied; the bincode-encoded response of the state machine.
-    Applied(Vec<u8>),
+    Applied(#[serde(with = "crate::codec::bytes")] Vec<u8>),
     /// The receiver is not the leader (any more).
     NotLeader {
         /// The leader it knows of.

@@ -68,7 +68,7 @@ pub enum EntryPayload {
     /// No command: a new leader appends one to commit entries of earlier terms (§5.4.2, §8).
     Blank,
     /// A serialized client command for the state machine. Shared, so fan-out to peers is cheap.
-    Command(Arc<[u8]>),
+    Command(#[serde(with = "crate::codec::bytes")] Arc<[u8]>),
     /// A cluster configuration; it takes effect as soon as it is appended (design.md, contract 7).
     /// Boxed, so that every entry stays small (40 bytes, not 64) for the commands' sake; the
     /// encoding is the same as unboxed.

@@ -47,7 +47,8 @@ pub enum Command {
     Put {
         /// The key.
         key: String,
-        /// The new value.
+        /// The new value (as one byte string: see `raftor::codec::bytes`).
+        #[serde(with = "raftor::codec::bytes")]
         value: Vec<u8>,
     },
     /// Remove `key`.
