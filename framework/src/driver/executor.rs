@@ -199,28 +199,28 @@ impl<R, C, Q, W> Executor<R, C, Q, W> {
     }
 
     fn buffer_write(&mut self, command: Arc<[u8]>, client: C) {
-        let request = RequestId(self.next_request);
-        self.next_request += 1;
+        let request = self.next_request_id();
         if let Err(client) = self.pending_clients.insert(request, client) {
-            // Unreachable: request ids only grow. Refused rather than lost, should it happen.
-            let error = ProposeError::Dropped {
-                leader: self.core.leader(),
-            };
+            let error = self.unfiled();
             self.effects.push(Effect::Reject { client, error });
             return;
         }
         self.proposal_buffer.push(Proposal { request, command });
     }
 
+    /// The answer for a handle its slots refused. Unreachable (request ids only grow), but a
+    /// handle is refused rather than lost, should it happen.
+    fn unfiled(&self) -> ProposeError {
+        ProposeError::Dropped {
+            leader: self.core.leader(),
+        }
+    }
+
     /// A read at `mode`; `reader` is how its answer (a read index, or a refusal) gets back.
     pub fn read(&mut self, mode: ReadMode, reader: Q) -> Vec<Effect<R, C, Q, W>> {
-        let request = RequestId(self.next_request);
-        self.next_request += 1;
+        let request = self.next_request_id();
         if let Err(reader) = self.pending_reads.insert(request, reader) {
-            // Unreachable, as for client writes.
-            let error = ProposeError::Dropped {
-                leader: self.core.leader(),
-            };
+            let error = self.unfiled();
             self.effects.push(Effect::RejectRead { reader, error });
             return self.take_effects();
         }
