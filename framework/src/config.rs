@@ -46,7 +46,8 @@ pub struct Config {
     pub lease_drift_margin_ticks: u64,
     /// How long an outgoing RPC may take before it counts as lost (node actor only).
     pub rpc_timeout: Duration,
-    /// How long `client_write` waits for an answer before it returns `Timeout`.
+    /// How long `client_write` waits for an answer before it returns `Timeout` (the node keeps
+    /// the deadline of every write waiting on it, with one timer for all).
     pub client_timeout: Duration,
     /// A write on a follower is forwarded to the leader (on by default); off, the caller gets
     /// `NotLeader { leader }` and retries there itself.

@@ -5,6 +5,7 @@
 //!  Raft::bootstrap / Raft::start ──► loads storage, builds the core, starts the NodeActor
 //!  raft.client_write(cmd) ──► actor ──► core ──► ... ──► applied ──► response
 //!            └── on a follower: NotLeader { leader } ──► forwarded to the leader (default)
+//!                                                      ──► see `raft/write.rs`
 //!  raft.ensure_readable(level) / raft.read(level, f) ──► see `raft/read.rs`
 //!  raft.add_learner / change_membership / add_voter / remove_node / transfer_leader
 //!                                                      ──► see `raft/membership.rs`
@@ -14,6 +15,7 @@
 mod membership;
 mod read;
 mod recovery;
+mod write;
 
 pub use read::ReadLevel;
 
@@ -26,13 +28,10 @@ use actix::{Actor, Addr};
 use async_trait::async_trait;
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::actor::{
-    self, ClientWrite, DrainWrites, Inbound, NodeActor, NodeParts, Pushed, Shutdown, Worker,
-    WriteQueue,
-};
+use crate::actor::{self, Inbound, NodeActor, NodeParts, Shutdown, Worker, WriteQueue};
 use crate::codec;
 use crate::config::Config;
-use crate::core::{Core, Role};
+use crate::core::Core;
 use crate::error::{ClientWriteError, Fatal, StartError};
 use crate::message::{
     AppendEntriesRequest, AppendEntriesResponse, ForwardRequest, ForwardResponse,
@@ -182,133 +181,7 @@ impl<SM: StateMachine> Raft<SM> {
         }
     }
 
-    /// Replicates `command` and returns the state machine's response once it is applied. On a
-    /// follower the write is forwarded to the leader (unless `forward_writes` is off). Never waits
-    /// longer than the config's `client_timeout`.
-    pub async fn client_write(
-        &self,
-        command: SM::Command,
-    ) -> Result<SM::Response, ClientWriteError> {
-        let bytes = codec::encode_shared(&command).map_err(ClientWriteError::Codec)?;
-        let forward = self.inner.config.forward_writes;
-        tokio::time::timeout(
-            self.inner.config.client_timeout,
-            self.write_bytes(bytes, forward),
-        )
-        .await
-        .unwrap_or(Err(ClientWriteError::Timeout))
-    }
-
-    /// Writes through this node; with `forward`, waits for a leader to be known (an election in
-    /// progress) and sends the write to it. The caller bounds the whole call with a timeout.
-    async fn write_bytes(
-        &self,
-        command: Arc<[u8]>,
-        forward: bool,
-    ) -> Result<SM::Response, ClientWriteError> {
-        // A follower that knows its leader forwards at once: asking its own actor first would
-        // cost a round trip through the actor thread per write only to hear `NotLeader`. A stale
-        // view is harmless: the target refuses and the loop below follows its answer.
-        let mut result = match self.known_leader_elsewhere() {
-            Some(leader) if forward => self.forward(leader, command.to_vec()).await,
-            _ => self.write_locally(Arc::clone(&command)).await,
-        };
-        for _ in 0..MAX_REDIRECTS {
-            result = match result {
-                Err(ClientWriteError::NotLeader { leader: None }) if forward => {
-                    self.wait_for_new_leader(None).await?;
-                    self.write_locally(Arc::clone(&command)).await
-                }
-                Err(ClientWriteError::NotLeader {
-                    leader: Some(leader),
-                }) if forward => {
-                    if leader == self.id() {
-                        // This node learned it leads after refusing: the write is local after all.
-                        self.write_locally(Arc::clone(&command)).await
-                    } else {
-                        self.forward(leader, command.to_vec()).await
-                    }
-                }
-                other => return other,
-            };
-        }
-        result
-    }
-
-    /// The leader this node's latest metrics name, when it is another node and this one follows.
-    /// None once this node stopped: a stopped node answers `ShuttingDown` rather than forward.
-    fn known_leader_elsewhere(&self) -> Option<NodeId> {
-        let metrics = self.inner.metrics.borrow();
-        match metrics.leader {
-            Some(leader)
-                if leader != self.id() && metrics.role != Role::Leader && metrics.running =>
-            {
-                Some(leader)
-            }
-            _ => None,
-        }
-    }
-
-    /// Waits until this node knows a leader other than `stale`.
-    async fn wait_for_new_leader(&self, stale: Option<NodeId>) -> Result<(), ClientWriteError> {
-        if self.leader_known_besides(stale).await {
-            Ok(())
-        } else {
-            Err(self.stopped_error())
-        }
-    }
-
-    /// Waits until this node knows a leader other than `stale`; false if the node stopped first.
-    async fn leader_known_besides(&self, stale: Option<NodeId>) -> bool {
-        let mut metrics = self.inner.metrics.clone();
-        let known = metrics
-            .wait_for(|m| !m.running || (m.leader.is_some() && m.leader != stale))
-            .await;
-        matches!(known, Ok(m) if m.running)
-    }
-
-    async fn write_locally(&self, command: Arc<[u8]>) -> Result<SM::Response, ClientWriteError> {
-        let (tx, rx) = oneshot::channel();
-        match self.inner.writes.push(ClientWrite { command, tx }) {
-            Pushed::Queued => {}
-            Pushed::Schedule => self.inner.addr.do_send(DrainWrites),
-            Pushed::Closed => return Err(self.stopped_error()),
-        }
-        match rx.await {
-            Ok(result) => result,
-            Err(_) => Err(self.stopped_error()),
-        }
-    }
-
-    /// Sends the write to `leader`. A refusal comes back as `NotLeader` for `write_bytes` to
-    /// follow.
-    async fn forward(
-        &self,
-        leader: NodeId,
-        command: Vec<u8>,
-    ) -> Result<SM::Response, ClientWriteError> {
-        let request = ForwardRequest { command };
-        match self.inner.network.forward_write(leader, request).await? {
-            ForwardResponse::Applied(bytes) => {
-                codec::decode(&bytes).map_err(ClientWriteError::Codec)
-            }
-            ForwardResponse::NotLeader { leader: Some(next) } if next == leader => {
-                // The target still names itself, though it refused: its view is stale. Wait for
-                // this node to learn of a different leader before trying again.
-                self.wait_for_new_leader(Some(leader)).await?;
-                Err(ClientWriteError::NotLeader {
-                    leader: self.metrics().leader,
-                })
-            }
-            ForwardResponse::NotLeader { leader } => Err(ClientWriteError::NotLeader { leader }),
-            ForwardResponse::Dropped { leader } => Err(ClientWriteError::Dropped { leader }),
-            ForwardResponse::Timeout => Err(ClientWriteError::Timeout),
-            ForwardResponse::ShuttingDown => Err(ClientWriteError::ShuttingDown),
-            ForwardResponse::Failed(message) => Err(ClientWriteError::Remote(message)),
-        }
-    }
-
-    fn stopped_error(&self) -> ClientWriteError {
+    pub(super) fn stopped_error(&self) -> ClientWriteError {
         match self.inner.fatal.lock().ok().and_then(|fatal| fatal.clone()) {
             Some(fatal) => ClientWriteError::Fatal(fatal),
             None => ClientWriteError::ShuttingDown,
@@ -407,10 +280,10 @@ impl<SM: StateMachine> RaftRpc for Raft<SM> {
                 "undecodable command: {message}"
             )));
         }
-        let write = self.write_bytes(Arc::from(req.command), false);
-        let result = tokio::time::timeout(self.inner.config.client_timeout, write)
-            .await
-            .unwrap_or(Err(ClientWriteError::Timeout));
+        let deadline = tokio::time::Instant::now() + self.inner.config.client_timeout;
+        let result = self
+            .write_bytes(Arc::from(req.command), false, deadline)
+            .await;
         Ok(match result {
             Ok(response) => match codec::encode(&response) {
                 Ok(bytes) => ForwardResponse::Applied(bytes),

@@ -9,17 +9,21 @@
 //!
 //! One `apply_batch` call per job, not one `apply` per entry: a state machine that overrides it
 //! pays one call (and one boxed future) per batch.
+//!
+//! The batch races its clients' earliest deadline: a state machine still applying when it passes
+//! has every client of the batch answered `Timeout` (the batch is still applied to its end). The
+//! race costs no timer when the apply finishes at its first poll, as an in-memory one does.
 
-use tokio::sync::oneshot;
+use std::future::Future;
+
 use tracing::warn;
 
 use crate::error::{ClientWriteError, Fatal};
 use crate::state_machine::{StateMachine, StateMachineError};
 use crate::types::{EntryPayload, LogIndex};
 
+use super::deadlines::WriteWaiter;
 use super::workers::ApplyJob;
-
-type ClientTx<R> = oneshot::Sender<Result<R, ClientWriteError>>;
 
 /// Applies `job`, answers its clients, and returns the last index applied (`None` for an empty
 /// job). On an error every client of the job not yet answered gets it too.
@@ -47,15 +51,16 @@ pub(super) async fn apply_job<SM: StateMachine>(
     // and lets the walk below pair clients with entries without building a map.
     let mut clients = job.clients;
     clients.sort_unstable_by_key(|(index, _)| *index);
+    let deadline = clients.iter().map(|(_, waiter)| waiter.deadline()).min();
+    let apply = apply_commands(state_machine, commands);
+    let outcome = within_deadline(apply, deadline, &mut clients).await;
     let mut clients = clients.into_iter().peekable();
     let mut unmatched = 0;
-    let outcome = apply_commands(state_machine, commands).await;
     let result = match outcome {
         Ok(answered) => {
             for (index, response) in answered {
-                if let Some(tx) = take_client(&mut clients, index, &mut unmatched) {
-                    // The client may have given up (timeout): nothing to do then.
-                    let _ = tx.send(Ok(response));
+                if let Some(waiter) = take_client(&mut clients, index, &mut unmatched) {
+                    waiter.answer(Ok(response));
                 }
             }
             undecodable.map_or(Ok(last), Err)
@@ -98,10 +103,32 @@ async fn apply_commands<SM: StateMachine>(
     Ok(indexes.into_iter().zip(responses).collect())
 }
 
+/// Runs `apply` to its end; if `deadline` passes first, answers every client `Timeout` at that
+/// moment (leaving `clients` empty) and goes on.
+async fn within_deadline<T, R>(
+    apply: impl Future<Output = T>,
+    deadline: Option<tokio::time::Instant>,
+    clients: &mut Vec<(LogIndex, WriteWaiter<R>)>,
+) -> T {
+    let Some(deadline) = deadline else {
+        return apply.await;
+    };
+    let mut apply = std::pin::pin!(apply);
+    match tokio::time::timeout_at(deadline, apply.as_mut()).await {
+        Ok(done) => done,
+        Err(_) => {
+            for (_, waiter) in clients.drain(..) {
+                waiter.answer(Err(ClientWriteError::Timeout));
+            }
+            apply.await
+        }
+    }
+}
+
 /// Tells every remaining client the node failed.
-fn fail_clients<R>(clients: impl Iterator<Item = (LogIndex, ClientTx<R>)>, fatal: &Fatal) {
-    for (_, tx) in clients {
-        let _ = tx.send(Err(ClientWriteError::Fatal(fatal.clone())));
+fn fail_clients<R>(clients: impl Iterator<Item = (LogIndex, WriteWaiter<R>)>, fatal: &Fatal) {
+    for (_, waiter) in clients {
+        waiter.answer(Err(ClientWriteError::Fatal(fatal.clone())));
     }
 }
 

@@ -51,7 +51,7 @@ impl<SM: StateMachine> NodeActor<SM> {
                 let job = ApplyJob { entries, clients };
                 let _ = self.apply_tx.send(ApplyWork::Apply(job));
             }
-            Effect::Reject { client, error } => drop(client.send(Err(client_error(error)))),
+            Effect::Reject { client, error } => client.answer(Err(client_error(error))),
             Effect::ReadReady { reader, read_index } => drop(reader.send(Ok(read_index))),
             Effect::BuildSnapshot {
                 last_included,

@@ -7,17 +7,19 @@ use crate::core::ReadMode;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use crate::error::{ChangeError, ClientReadError, ClientWriteError, Fatal};
+use crate::error::{ChangeError, ClientReadError, Fatal};
 use crate::membership::{Membership, MembershipChange};
 use crate::message::{Request, Response};
 use crate::storage::StorageError;
 use crate::types::{LogId, LogIndex, NodeId, SnapshotMeta};
 
-/// A client write from the handle: the serialized command and where to send the answer. Goes
+use super::deadlines::WriteWaiter;
+
+/// A client write from the handle: the serialized command, and who waits on it until when. Goes
 /// through the node's write queue (`write_queue.rs`), not the mailbox.
 pub(crate) struct ClientWrite<R> {
     pub command: Arc<[u8]>,
-    pub tx: oneshot::Sender<Result<R, ClientWriteError>>,
+    pub waiter: WriteWaiter<R>,
 }
 
 /// Writes wait in the node's write queue: drain it.

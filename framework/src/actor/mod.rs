@@ -16,9 +16,11 @@
 //! and one future per outgoing RPC — and every completion comes back as a message. No protocol
 //! state lives across an `.await`: the workers own only the storage and the state machine.
 //! Stale completions need no cancellation: the core recognises them by log id and term.
-//! Snapshot bytes move on blocking threads beside all of this (`snapshot_io.rs`).
+//! Snapshot bytes move on blocking threads beside all of this (`snapshot_io.rs`). The node, not
+//! the handle, times client writes out: one timer for all of them (`deadlines.rs`).
 
 mod apply_job;
+mod deadlines;
 mod driver;
 mod messages;
 mod node;
@@ -26,6 +28,7 @@ mod snapshot_io;
 mod workers;
 mod write_queue;
 
+pub(crate) use deadlines::WriteWaiter;
 pub(crate) use messages::{
     Change, ChangeRequest, ClientRead, ClientWrite, DrainWrites, Inbound, Replication, RunRead,
     Shutdown,

@@ -21,6 +21,7 @@ use crate::state_machine::StateMachine;
 use crate::storage::SnapshotStorage;
 use crate::types::LogIndex;
 
+use super::deadlines::{WriteTimer, WriteWaiter};
 use super::messages::{
     ApplyDone, Change, ChangeRequest, ClientRead, DrainWrites, Inbound, Replication, RunRead,
     Shutdown, StorageDone,
@@ -35,8 +36,8 @@ pub(crate) type Worker = Pin<Box<dyn Future<Output = ()>>>;
 /// How an inbound RPC is answered.
 pub(super) type ReplyTx = oneshot::Sender<Response>;
 
-/// How a client write is answered.
-pub(super) type ClientTx<R> = oneshot::Sender<Result<R, ClientWriteError>>;
+/// How a client write is answered, and by when.
+pub(super) type ClientTx<R> = WriteWaiter<R>;
 
 /// How a read is answered: with the read index, for the handle to wait on.
 pub(super) type ReadTx = oneshot::Sender<Result<LogIndex, ClientReadError>>;
@@ -62,6 +63,8 @@ pub struct NodeActor<SM: StateMachine> {
     pub(super) apply_tx: mpsc::UnboundedSender<ApplyWork<SM>>,
     /// Client writes, queued by the handles.
     writes: WriteInbox<SM::Response>,
+    /// The timer for the earliest deadline of the waiting writes, when armed (`deadlines.rs`).
+    pub(super) write_timer: Option<WriteTimer>,
     /// The snapshots being sent to followers, held open for their transfers.
     pub(super) sending: Arc<SnapshotSends>,
     workers: Option<WorkerFactory<SM>>,
@@ -101,6 +104,7 @@ impl<SM: StateMachine> NodeActor<SM> {
             storage_tx: parts.storage_tx,
             apply_tx: parts.apply_tx,
             writes: parts.writes,
+            write_timer: None,
             sending: Arc::new(SnapshotSends::new(parts.snapshots)),
             workers: Some(parts.workers),
             ticks: 0,
@@ -151,8 +155,8 @@ impl<SM: StateMachine> NodeActor<SM> {
     /// Stops the node: every waiting client is answered, the actor and its workers stop.
     pub(super) fn stop_with(&mut self, error: ClientWriteError, ctx: &mut Context<Self>) {
         self.stopping = true;
-        for tx in self.executor.shut_down() {
-            let _ = tx.send(Err(error.clone()));
+        for waiter in self.executor.shut_down() {
+            waiter.answer(Err(error.clone()));
         }
         let read_error = match &error {
             ClientWriteError::Fatal(fatal) => ClientReadError::Fatal(fatal.clone()),
@@ -243,7 +247,7 @@ impl<SM: StateMachine> NodeActor<SM> {
         }
         // Forget clients that gave up (their timeout fired), so the map cannot grow without bound.
         if self.ticks % 100 == 0 {
-            self.executor.retain_clients(|tx| !tx.is_closed());
+            self.executor.retain_clients(|waiter| !waiter.is_closed());
             self.executor.retain_reads(|tx| !tx.is_closed());
         }
     }
@@ -258,17 +262,20 @@ impl<SM: StateMachine> Handler<DrainWrites> for NodeActor<SM> {
         let writes = self.writes.drain();
         if self.stopping {
             for write in writes {
-                let _ = write.tx.send(Err(ClientWriteError::ShuttingDown));
+                write.waiter.answer(Err(ClientWriteError::ShuttingDown));
             }
             return;
         }
-        if writes.is_empty() {
+        let Some(earliest) = writes.iter().map(|write| write.waiter.deadline()).min() else {
             return;
-        }
-        let effects = self
-            .executor
-            .client_writes(writes.into_iter().map(|write| (write.command, write.tx)));
+        };
+        let effects = self.executor.client_writes(
+            writes
+                .into_iter()
+                .map(|write| (write.command, write.waiter)),
+        );
         self.run(effects, ctx);
+        self.watch_deadline(earliest, ctx);
     }
 }
 

@@ -5,24 +5,25 @@
 use std::sync::Arc;
 
 use actix::{Actor, Addr, Handler};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tracing::error;
 
 use crate::driver::{merge_appends, StorageOp};
-use crate::error::{ClientWriteError, Fatal};
+use crate::error::Fatal;
 use crate::membership::Membership;
 use crate::state_machine::StateMachine;
 use crate::storage::{LogStorage, SnapshotStorage, StorageError};
 use crate::types::{Entry, LogId, LogIndex, SnapshotMeta};
 
 use super::apply_job::apply_job;
+use super::deadlines::WriteWaiter;
 use super::messages::{ApplyDone, StorageDone};
 use super::snapshot_io::{blocking, restore_state_machine, spawn_save};
 
 /// Committed entries to apply, and the clients waiting on some of them.
 pub(crate) struct ApplyJob<R> {
     pub entries: Vec<Entry>,
-    pub clients: Vec<(LogIndex, oneshot::Sender<Result<R, ClientWriteError>>)>,
+    pub clients: Vec<(LogIndex, WriteWaiter<R>)>,
 }
 
 /// A read run against the state machine, after every apply job queued before it.

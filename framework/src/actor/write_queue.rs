@@ -71,7 +71,7 @@ impl<R> WriteInbox<R> {
     /// Every write queued so far, oldest first.
     pub fn drain(&mut self) -> Vec<ClientWrite<R>> {
         self.scheduled.swap(false, Ordering::AcqRel);
-        let mut writes = Vec::new();
+        let mut writes = Vec::with_capacity(self.rx.len());
         while let Ok(write) = self.rx.try_recv() {
             writes.push(write);
         }
@@ -82,13 +82,14 @@ impl<R> WriteInbox<R> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::actor::deadlines::WriteWaiter;
     use tokio::sync::oneshot;
 
     fn write(byte: u8) -> ClientWrite<()> {
         let (tx, _rx) = oneshot::channel();
         ClientWrite {
             command: Arc::from(vec![byte]),
-            tx,
+            waiter: WriteWaiter::new(tx, tokio::time::Instant::now()),
         }
     }
 

@@ -121,7 +121,13 @@ impl RaftLog {
     /// Entries from `start` on, at most `max_count` of them and (beyond the first) at most
     /// `max_bytes` of payload.
     pub fn entries_from(&self, start: LogIndex, max_count: u64, max_bytes: u64) -> Vec<Entry> {
-        let mut batch = Vec::new();
+        let available = self
+            .last_index()
+            .0
+            .saturating_sub(start.0)
+            .saturating_add(1);
+        let capacity = usize::try_from(available.min(max_count)).unwrap_or(0);
+        let mut batch = Vec::with_capacity(capacity);
         let mut bytes = 0;
         let mut index = start;
         while let Some(entry) = self.entry(index) {
@@ -155,13 +161,15 @@ impl RaftLog {
 
     /// Entries in `[start, end]` that the log holds.
     pub fn slice(&self, start: LogIndex, end: LogIndex) -> Vec<Entry> {
+        self.view(start, end).to_vec()
+    }
+
+    /// Entries in `[start, end]` that the log holds, borrowed: to look through them, copying none.
+    pub fn view(&self, start: LogIndex, end: LogIndex) -> &[Entry] {
         let first = self.base.index.next().0;
         let from = (start.0.max(first) - first) as usize;
         let to = (end.0.saturating_sub(self.base.index.0) as usize).min(self.entries.len());
-        self.entries
-            .get(from..to)
-            .map(<[Entry]>::to_vec)
-            .unwrap_or_default()
+        self.entries.get(from..to).unwrap_or_default()
     }
 
     /// Whether a candidate whose last entry is `candidate` is at least as up to date as this log

@@ -121,15 +121,16 @@ impl Core {
     }
 
     /// The configuration in effect at `index` (at or after the base): the latest in the log up to
-    /// there, else the snapshot's.
+    /// there, else the snapshot's. Looks through the log in place: a snapshot is due every
+    /// `snapshot_threshold` entries, and copying them all to find one would cost a copy per entry.
     fn membership_at(&self, index: LogIndex) -> crate::membership::Membership {
         let in_log = self
             .log
-            .slice(self.log.base().index.next(), index)
-            .into_iter()
+            .view(self.log.base().index.next(), index)
+            .iter()
             .rev()
-            .find_map(|entry| match entry.payload {
-                EntryPayload::Membership(membership) => Some(*membership),
+            .find_map(|entry| match &entry.payload {
+                EntryPayload::Membership(membership) => Some(membership.as_ref().clone()),
                 _ => None,
             });
         in_log

@@ -188,6 +188,8 @@ impl<R, C, Q, W> Executor<R, C, Q, W> {
         &mut self,
         writes: impl IntoIterator<Item = (Arc<[u8]>, C)>,
     ) -> Vec<Effect<R, C, Q, W>> {
+        let writes = writes.into_iter();
+        self.proposal_buffer.reserve(writes.size_hint().0);
         for (command, client) in writes {
             self.buffer_write(command, client);
         }
@@ -352,6 +354,17 @@ impl<R, C, Q, W> Executor<R, C, Q, W> {
     /// Keeps only the waiting clients `keep` accepts (to forget clients that gave up).
     pub fn retain_clients(&mut self, mut keep: impl FnMut(&C) -> bool) {
         self.pending_clients.retain(|client| keep(client));
+    }
+
+    /// Takes the waiting clients `take` accepts, oldest first, for the embedding to answer (a
+    /// client whose deadline passed). An entry already proposed for one may still commit.
+    pub fn take_clients(&mut self, take: impl FnMut(&C) -> bool) -> Vec<C> {
+        self.pending_clients.take_where(take)
+    }
+
+    /// The clients waiting on their writes, oldest first.
+    pub fn waiting_clients(&self) -> impl Iterator<Item = &C> {
+        self.pending_clients.iter()
     }
 
     fn flush_proposals(&mut self) {

@@ -57,12 +57,24 @@ impl<T> Slots<T> {
 
     /// Keeps only the handles `keep` accepts.
     pub fn retain(&mut self, mut keep: impl FnMut(&T) -> bool) {
+        drop(self.take_where(|value| !keep(value)));
+    }
+
+    /// Takes the handles `take` accepts, oldest first.
+    pub fn take_where(&mut self, mut take: impl FnMut(&T) -> bool) -> Vec<T> {
+        let mut taken = Vec::new();
         for slot in &mut self.slots {
-            if slot.as_ref().is_some_and(|value| !keep(value)) {
-                *slot = None;
+            if slot.as_ref().is_some_and(&mut take) {
+                taken.extend(slot.take());
             }
         }
         self.drop_empty_front();
+        taken
+    }
+
+    /// The handles waiting, oldest first.
+    pub fn iter(&self) -> impl Iterator<Item = &T> {
+        self.slots.iter().flatten()
     }
 
     /// Takes every handle, oldest first.
@@ -87,7 +99,7 @@ mod tests {
 
     impl<T> Slots<T> {
         fn len(&self) -> usize {
-            self.slots.iter().flatten().count()
+            self.iter().count()
         }
     }
 
@@ -123,6 +135,18 @@ mod tests {
         assert_eq!(slots.remove(id(10)), Some("a"));
         assert!(slots.insert(id(12), "d").is_ok(), "empty: any id may start");
         assert_eq!(slots.remove(id(12)), Some("d"));
+    }
+
+    #[test]
+    fn take_where_takes_matching_handles_oldest_first() {
+        let mut slots = Slots::default();
+        for n in 1..=6 {
+            assert!(slots.insert(id(n), n).is_ok());
+        }
+        assert_eq!(slots.take_where(|n| n % 3 != 0), vec![1, 2, 4, 5]);
+        assert_eq!(slots.iter().copied().collect::<Vec<_>>(), vec![3, 6]);
+        assert_eq!(slots.first, 3, "the taken front is reclaimed");
+        assert!(slots.take_where(|_| false).is_empty());
     }
 
     #[test]
