@@ -266,14 +266,16 @@ impl<SM: StateMachine> Handler<DrainWrites> for NodeActor<SM> {
             }
             return;
         }
-        let Some(earliest) = writes.iter().map(|write| write.waiter.deadline()).min() else {
+        let deadlines = writes
+            .as_slice()
+            .iter()
+            .map(|write| write.waiter.deadline());
+        let Some(earliest) = deadlines.min() else {
             return;
         };
-        let effects = self.executor.client_writes(
-            writes
-                .into_iter()
-                .map(|write| (write.command, write.waiter)),
-        );
+        let effects = self
+            .executor
+            .client_writes(writes.map(|write| (write.command, write.waiter)));
         self.run(effects, ctx);
         self.watch_deadline(earliest, ctx);
     }
