@@ -68,6 +68,13 @@ use partial::Partial;
 /// Chunk size for streaming data in.
 const CHUNK_BYTES: usize = 64 << 10;
 
+/// A snapshot being saved is flushed to disk every this many bytes, not all at the end. The
+/// log's fsyncs share the disk (and, on ext4, the journal) with it: one fsync of a whole 26 MB
+/// snapshot made the log's next fsync wait for all 26 MB, and every write with it (raftor-kv,
+/// 4 KiB values: p99 55-75 ms). Flushed a mebibyte at a time, the log waits for one mebibyte
+/// at most.
+const SYNC_EVERY_BYTES: u64 = 1 << 20;
+
 /// A directory of snapshot files, of which the newest complete one counts.
 #[derive(Debug)]
 pub struct SnapshotStore {
@@ -313,6 +320,7 @@ fn write_temp(
     let placeholder = file::encode_header(last_included, membership, 0)?;
     out.write_all(&placeholder).map_err(&write)?;
     let mut size_bytes = 0u64;
+    let mut unsynced = 0u64;
     let mut crc = Crc32c::default();
     let mut chunk = vec![0u8; CHUNK_BYTES];
     loop {
@@ -325,6 +333,14 @@ fn write_temp(
         crc.update(&chunk[..read]);
         out.write_all(&chunk[..read]).map_err(&write)?;
         size_bytes += read as u64;
+        unsynced += read as u64;
+        if unsynced >= SYNC_EVERY_BYTES {
+            out.flush().map_err(&write)?;
+            out.get_ref()
+                .sync_data()
+                .map_err(io_error("fsync snapshot"))?;
+            unsynced = 0;
+        }
     }
     out.write_all(&file::encode_trailer(size_bytes, crc.finish()))
         .map_err(&write)?;

@@ -58,6 +58,29 @@ fn saved_snapshot_streams_back_in_small_reads() {
     assert_eq!(store.latest().expect("latest"), Some(meta), "found on open");
 }
 
+/// A snapshot of several `SYNC_EVERY_BYTES` is flushed part by part as it is written; the
+/// flushes in the middle change nothing of what is stored.
+#[test]
+fn a_snapshot_flushed_as_it_is_written_reads_back_whole() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = SnapshotStore::open(dir.path()).expect("open");
+    let len = 3 * SYNC_EVERY_BYTES as usize + 12_345;
+    let bytes = data(len, 3);
+    let meta = save(&store, id(3, 500), &bytes);
+    assert_eq!(meta.size_bytes, len as u64);
+    let mut streamed = Vec::new();
+    let mut reader = store.open(&meta).expect("open").expect("held");
+    reader.read_to_end(&mut streamed).expect("read");
+    assert_eq!(streamed, bytes);
+    drop(store);
+    let store = SnapshotStore::open(dir.path()).expect("reopen");
+    assert_eq!(
+        store.latest().expect("latest"),
+        Some(meta),
+        "verified on open"
+    );
+}
+
 #[test]
 fn only_the_latest_file_is_kept() {
     let dir = tempfile::tempdir().expect("temp dir");
