@@ -11,6 +11,7 @@ use crate::types::{Entry, LogId, LogIndex, Term};
 
 use super::base::{self, LogBase};
 use super::lock::DirLock;
+use super::reaper::Reaper;
 use super::recovery::{self, create_segment, open_for_write, remove_segments};
 use super::segment::{self, RecordLocation, Segment};
 use super::sync::Syncer;
@@ -35,6 +36,9 @@ pub(crate) struct Engine {
     recovered: Option<Vec<Entry>>,
     /// Set by the first failed write or fsync: after it nothing more is written.
     poisoned: Option<StorageError>,
+    /// Deletes purged segments off this thread (`reaper.rs`). Declared before the lock: it is
+    /// dropped, and so done with the directory, before the lock is released.
+    reaper: Reaper,
     _lock: DirLock,
 }
 
@@ -64,6 +68,7 @@ impl Engine {
             purged,
             recovered: Some(entries),
             poisoned: None,
+            reaper: Reaper::new(),
             _lock: lock,
         })
     }
@@ -258,9 +263,8 @@ impl Engine {
             let last = engine.last_index();
             while engine.segments[0].last_index() <= up_to && engine.segments[0].last_index() < last
             {
-                fs::remove_file(&engine.segments[0].path).map_err(io_error("remove segment"))?;
-                engine.syncer.sync_dir(&engine.dir)?;
-                engine.segments.remove(0);
+                let segment = engine.segments.remove(0);
+                engine.reaper.remove(segment.path);
             }
             Ok(())
         })

@@ -35,8 +35,10 @@
 //!   arrive meanwhile, so many entries share one fsync ([`WalStats::entries_per_sync`]).
 //! - `truncate` removes later segments newest first, then cuts the segment holding the first
 //!   removed index and fsyncs it. `purge` first makes the new purge point durable in
-//!   `log_base`, then deletes whole segments oldest first (so a crash in the middle of either
-//!   leaves a contiguous log) and never the one holding the last entry.
+//!   `log_base`, then hands the whole segments below it to a thread that deletes them oldest
+//!   first (`reaper.rs`: an unlink of a large file can take tens of milliseconds, which appends
+//!   would otherwise wait out), never the one holding the last entry. A crash in the middle of
+//!   either leaves a contiguous log.
 //! - The hard state and the log base are each one record in a file of their own, replaced
 //!   atomically: written to `<name>.tmp`, fsynced, renamed over `<name>`, directory fsynced.
 //!
@@ -94,6 +96,7 @@ mod engine;
 mod faults;
 mod hard_state;
 mod lock;
+mod reaper;
 pub(crate) mod record;
 mod record_file;
 mod recovery;
