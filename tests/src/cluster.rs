@@ -228,3 +228,22 @@ impl<C: Command> TestCluster<C> {
         self.ledger.check();
     }
 }
+
+/// A one-node cluster (node 1, on its own router seeded from `config.seed`) with `storage` and
+/// `state_machine`, once it leads.
+pub async fn single_node_leader<S, SM>(config: Config, storage: S, state_machine: SM) -> Raft<SM>
+where
+    S: raftor::LogStorage,
+    SM: raftor::StateMachine,
+{
+    let router = Router::new(config.seed.unwrap_or(1));
+    let id = NodeId(1);
+    let raft = Raft::bootstrap(id, [id], config, router.network(id), storage, state_machine)
+        .await
+        .expect("starts");
+    raft.wait(Duration::from_secs(5))
+        .role(raftor::core::Role::Leader)
+        .await
+        .expect("single node leads");
+    raft
+}

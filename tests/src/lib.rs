@@ -12,10 +12,11 @@
 //! Files: `cluster.rs` (the cluster and its fault controls), `view.rs` (the lab suite's checks
 //! and client calls, shareable with concurrent clients), `recorder.rs` (state machine, commands
 //! and ledger), `network.rs` (the lab's request delays and long reordering of replies, layered on
-//! the router), `rng.rs` (seeds and a seeded generator), `wal.rs` (entries and stores for the WAL tests), `jepsen/` (black-box fault tests of
+//! the router), `rng.rs` (seeds and a seeded generator), `faulty_storage.rs` (appends that fail or stall), `wal.rs` (entries and stores for the WAL tests), `jepsen/` (black-box fault tests of
 //! the `raftor-kv` server's processes: nemeses, clients, history checks).
 
 pub mod cluster;
+pub mod faulty_storage;
 pub mod jepsen;
 pub mod linearizability;
 pub mod network;
@@ -25,7 +26,8 @@ pub mod sim;
 pub mod view;
 pub mod wal;
 
-pub use cluster::TestCluster;
+pub use cluster::{single_node_leader, TestCluster};
+pub use faulty_storage::{AppendFault, FaultyStorage};
 pub use recorder::{Command, Ledger, Padded, Recorder};
 pub use rng::TestRng;
 pub use view::ClusterView;

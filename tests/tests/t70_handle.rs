@@ -5,14 +5,20 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use raftor::core::{HardState, Role};
 use raftor::{
-    ClientWriteError, Config, Entry, Fatal, LogId, LogIndex, LogStorage, MemStorage, NodeId, Raft,
-    Router, StorageError, StoredState,
+    ClientWriteError, Config, Fatal, LogIndex, MemStorage, NodeId, Raft, Router, StorageError,
 };
-use raftor_tests::{Ledger, Recorder, TestCluster};
+use raftor_tests::{single_node_leader, AppendFault, FaultyStorage, Ledger, Recorder, TestCluster};
 
 fn assert_handle_traits<T: Clone + Send + Sync + 'static>() {}
+
+/// The default config with a seed.
+fn seeded(seed: u64) -> Config {
+    Config {
+        seed: Some(seed),
+        ..Config::default()
+    }
+}
 
 #[test]
 fn t70_handle_is_clone_send_sync() {
@@ -125,83 +131,18 @@ async fn t74_shutdown_answers_in_flight_writes() {
     cluster.shutdown().await;
 }
 
-/// Storage that fails every append after the first `healthy_appends`.
-#[derive(Clone)]
-struct FailingStorage {
-    inner: MemStorage,
-    healthy_appends: usize,
-}
-
-#[async_trait]
-impl LogStorage for FailingStorage {
-    async fn load(&mut self) -> Result<StoredState, StorageError> {
-        self.inner.load().await
-    }
-    async fn save_hard_state(&mut self, hard_state: HardState) -> Result<(), StorageError> {
-        self.inner.save_hard_state(hard_state).await
-    }
-    async fn append(&mut self, entries: Vec<Entry>) -> Result<(), StorageError> {
-        if self.healthy_appends == 0 {
-            return Err(StorageError::Io {
-                operation: "append",
-                message: "disk on fire".into(),
-            });
-        }
-        self.healthy_appends -= 1;
-        self.inner.append(entries).await
-    }
-    async fn truncate(&mut self, from: LogIndex) -> Result<(), StorageError> {
-        self.inner.truncate(from).await
-    }
-    async fn purge(&mut self, up_to: LogIndex) -> Result<(), StorageError> {
-        self.inner.purge(up_to).await
-    }
-    async fn read(&mut self, start: LogIndex, end: LogIndex) -> Result<Vec<Entry>, StorageError> {
-        self.inner.read(start, end).await
-    }
-    async fn last_log_id(&mut self) -> Result<LogId, StorageError> {
-        self.inner.last_log_id().await
-    }
-    async fn reset(&mut self, base: LogId) -> Result<(), StorageError> {
-        self.inner.reset(base).await
-    }
-    fn snapshots(&self) -> std::sync::Arc<dyn raftor::storage::SnapshotStorage> {
-        self.inner.snapshots()
-    }
-}
-
-/// A one-node cluster (node 1) on its own router, once it leads.
-async fn single_node_leader<S, SM>(seed: u64, storage: S, state_machine: SM) -> Raft<SM>
-where
-    S: LogStorage,
-    SM: raftor::StateMachine,
-{
-    let router = Router::new(seed);
-    let id = NodeId(1);
-    let config = Config {
-        seed: Some(seed),
-        ..Config::default()
-    };
-    let raft = Raft::bootstrap(id, [id], config, router.network(id), storage, state_machine)
-        .await
-        .expect("starts");
-    raft.wait(Duration::from_secs(5))
-        .role(Role::Leader)
-        .await
-        .expect("single node leads");
-    raft
-}
-
 /// A storage failure stops the node: waiting clients get `Fatal`, metrics say it stopped.
 #[actix_rt::test]
 async fn t75_storage_failure_is_fatal() {
     tokio::time::pause();
     // Bootstrap writes one entry, the blank entry of the first term is the second append.
-    let storage = FailingStorage {
-        inner: MemStorage::new(),
-        healthy_appends: 2,
-    };
-    let raft = single_node_leader(5, storage, Recorder::new(NodeId(1), Ledger::default())).await;
+    let storage = FaultyStorage::new(2, AppendFault::Fail);
+    let raft = single_node_leader(
+        seeded(5),
+        storage,
+        Recorder::new(NodeId(1), Ledger::default()),
+    )
+    .await;
     let result = raft.client_write(1).await;
     let expected = Fatal::Storage(StorageError::Io {
         operation: "append",
@@ -282,7 +223,7 @@ impl raftor::StateMachine for BrittleMachine {
 #[actix_rt::test]
 async fn t77_state_machine_failure_is_fatal() {
     tokio::time::pause();
-    let raft = single_node_leader(7, MemStorage::new(), BrittleMachine).await;
+    let raft = single_node_leader(seeded(7), MemStorage::new(), BrittleMachine).await;
     assert_eq!(raft.client_write(21).await, Ok(42));
     let expected = Fatal::StateMachine(raftor::StateMachineError::Io(
         "state file unwritable".into(),

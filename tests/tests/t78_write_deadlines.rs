@@ -5,11 +5,9 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use raftor::core::{HardState, Role};
-use raftor::{
-    ClientWriteError, Config, Entry, LogId, LogIndex, LogStorage, MemStorage, NodeId, Raft,
-    ReadLevel, Router, StorageError, StoredState,
-};
+use raftor::core::Role;
+use raftor::{ClientWriteError, Config, LogIndex, MemStorage, Raft, ReadLevel};
+use raftor_tests::{single_node_leader, AppendFault, FaultyStorage};
 use tokio::time::Instant;
 
 const SLACK: Duration = Duration::from_millis(50);
@@ -30,70 +28,13 @@ where
     })
 }
 
-/// Storage whose appends never finish after the first `healthy_appends`: what it holds is never
-/// durable, so nothing more commits, yet the node stays leader (no peer to lose).
-#[derive(Clone)]
-struct StallingStorage {
-    inner: MemStorage,
-    healthy_appends: usize,
-}
-
-#[async_trait]
-impl LogStorage for StallingStorage {
-    async fn load(&mut self) -> Result<StoredState, StorageError> {
-        self.inner.load().await
-    }
-    async fn save_hard_state(&mut self, hard_state: HardState) -> Result<(), StorageError> {
-        self.inner.save_hard_state(hard_state).await
-    }
-    async fn append(&mut self, entries: Vec<Entry>) -> Result<(), StorageError> {
-        if self.healthy_appends == 0 {
-            std::future::pending::<()>().await;
-        }
-        self.healthy_appends -= 1;
-        self.inner.append(entries).await
-    }
-    async fn truncate(&mut self, from: LogIndex) -> Result<(), StorageError> {
-        self.inner.truncate(from).await
-    }
-    async fn purge(&mut self, up_to: LogIndex) -> Result<(), StorageError> {
-        self.inner.purge(up_to).await
-    }
-    async fn read(&mut self, start: LogIndex, end: LogIndex) -> Result<Vec<Entry>, StorageError> {
-        self.inner.read(start, end).await
-    }
-    async fn last_log_id(&mut self) -> Result<LogId, StorageError> {
-        self.inner.last_log_id().await
-    }
-    async fn reset(&mut self, base: LogId) -> Result<(), StorageError> {
-        self.inner.reset(base).await
-    }
-    fn snapshots(&self) -> std::sync::Arc<dyn raftor::storage::SnapshotStorage> {
-        self.inner.snapshots()
-    }
-}
-
-/// A one-node cluster (node 1) with `client_timeout`, once it leads.
-async fn single_node_leader<S, SM>(storage: S, machine: SM, client_timeout: Duration) -> Raft<SM>
-where
-    S: LogStorage,
-    SM: raftor::StateMachine,
-{
-    let router = Router::new(78);
-    let id = NodeId(1);
-    let config = Config {
+/// The default config with `client_timeout`.
+fn timing_out_after(client_timeout: Duration) -> Config {
+    Config {
         seed: Some(78),
         client_timeout,
         ..Config::default()
-    };
-    let raft = Raft::bootstrap(id, [id], config, router.network(id), storage, machine)
-        .await
-        .expect("starts");
-    raft.wait(Duration::from_secs(5))
-        .role(Role::Leader)
-        .await
-        .expect("single node leads");
-    raft
+    }
 }
 
 /// Two writes a second apart on a leader whose log never becomes durable again: each times out
@@ -104,15 +45,12 @@ async fn t78_each_write_times_out_at_its_own_deadline() {
     tokio::time::pause();
     let timeout = Duration::from_secs(2);
     // Bootstrap appends one entry, the election's blank entry a second; then the log stalls.
-    let storage = StallingStorage {
-        inner: MemStorage::new(),
-        healthy_appends: 2,
-    };
+    let storage = FaultyStorage::new(2, AppendFault::Stall);
     let machine = SlowMachine {
         delay: Duration::ZERO,
         total: 0,
     };
-    let raft = single_node_leader(storage, machine, timeout).await;
+    let raft = single_node_leader(timing_out_after(timeout), storage, machine).await;
     let first = timed_write(&raft, 1);
     tokio::time::sleep(Duration::from_secs(1)).await;
     let second = timed_write(&raft, 2);
@@ -161,7 +99,7 @@ async fn t79_a_slow_apply_times_out_on_time_and_still_applies() {
         delay: Duration::from_secs(3),
         total: 0,
     };
-    let raft = single_node_leader(MemStorage::new(), machine, timeout).await;
+    let raft = single_node_leader(timing_out_after(timeout), MemStorage::new(), machine).await;
     // The election's blank entry is applied at once (no command): the machine is idle.
     let (result, took) = timed_write(&raft, 5).await.expect("write task finished");
     assert_eq!(result, Err(ClientWriteError::Timeout));
