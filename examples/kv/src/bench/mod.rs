@@ -15,14 +15,17 @@
 //! `etcd` (etcd v3's JSON gateway: `POST /v3/kv/put` and `POST /v3/kv/range`, whose reads are
 //! linearizable by default). Everything else — connections, clients, keys, timing — is the same.
 
+mod wire;
+
 use std::time::Duration;
 
 use hyper::body::Bytes;
-use hyper::Method;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use crate::client::{self, Endpoints, HttpConnection};
+use crate::client::{self, Endpoints};
+
+pub use wire::{WireConnection, WireError};
 
 /// Keys per client: writes cycle through them, reads read them.
 const KEYS_PER_CLIENT: u64 = 100;
@@ -41,20 +44,20 @@ pub enum Api {
 
 impl Api {
     /// The request that writes `value` under `key`, or reads `key` linearizably.
-    fn request(self, write: bool, key: &str, value: &Bytes) -> (Method, String, Bytes) {
+    fn request(self, write: bool, key: &str, value: &Bytes) -> (&'static str, String, Bytes) {
         match (self, write) {
             (Api::Raftor, true) => (
-                Method::PUT,
+                "PUT",
                 format!("/kv/{}", client::encode_key(key)),
                 value.clone(),
             ),
             (Api::Raftor, false) => (
-                Method::GET,
+                "GET",
                 format!("/kv/{}?consistency=linearizable", client::encode_key(key)),
                 Bytes::new(),
             ),
             (Api::Etcd, true) => (
-                Method::POST,
+                "POST",
                 "/v3/kv/put".to_string(),
                 Bytes::from(format!(
                     r#"{{"key":"{}","value":"{}"}}"#,
@@ -63,7 +66,7 @@ impl Api {
                 )),
             ),
             (Api::Etcd, false) => (
-                Method::POST,
+                "POST",
                 "/v3/kv/range".to_string(),
                 Bytes::from(format!(r#"{{"key":"{}"}}"#, base64(key.as_bytes()))),
             ),
@@ -153,7 +156,9 @@ async fn phase(
     let mut tasks = JoinSet::new();
     for client in 0..clients {
         let authority = authorities[client % authorities.len()].clone();
-        let connection = HttpConnection::connect(&authority, REQUEST_TIMEOUT).await?;
+        let connection = WireConnection::connect(&authority, REQUEST_TIMEOUT)
+            .await
+            .map_err(|error| anyhow::anyhow!("cannot connect to {authority}: {error}"))?;
         let value = value.clone();
         tasks.spawn(drive(connection, plan.api, client, write, value, deadline));
     }
@@ -168,7 +173,7 @@ async fn phase(
 
 /// One client's closed loop until `deadline`.
 async fn drive(
-    mut connection: HttpConnection,
+    mut connection: WireConnection,
     api: Api,
     client: usize,
     write: bool,
@@ -182,12 +187,10 @@ async fn drive(
         sequence += 1;
         let (method, path, body) = api.request(write, &key, &value);
         let started = Instant::now();
-        let sent = connection
-            .send(method, &path, body, &[], REQUEST_TIMEOUT)
-            .await;
+        let sent = connection.send(method, &path, &body, REQUEST_TIMEOUT).await;
         match sent {
             // A read of a key this client never wrote (the write phase was short) is a 404.
-            Ok(reply) if reply.is_success() || (!write && reply.status == 404) => {
+            Ok(status) if (200..300).contains(&status) || (!write && status == 404) => {
                 tally.latencies.push(started.elapsed());
             }
             Ok(_) => tally.errors += 1,
@@ -268,10 +271,10 @@ mod tests {
     #[test]
     fn etcd_requests_are_gateway_json() {
         let (method, path, body) = Api::Etcd.request(true, "k", &Bytes::from_static(b"v"));
-        assert_eq!((method, path.as_str()), (Method::POST, "/v3/kv/put"));
+        assert_eq!((method, path.as_str()), ("POST", "/v3/kv/put"));
         assert_eq!(&body[..], br#"{"key":"aw==","value":"dg=="}"#);
         let (method, path, body) = Api::Etcd.request(false, "k", &Bytes::new());
-        assert_eq!((method, path.as_str()), (Method::POST, "/v3/kv/range"));
+        assert_eq!((method, path.as_str()), ("POST", "/v3/kv/range"));
         assert_eq!(&body[..], br#"{"key":"aw=="}"#);
     }
 }
