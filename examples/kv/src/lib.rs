@@ -1,7 +1,7 @@
 //! # raftor-kv: a replicated key-value server
 //!
 //! Each node is one process, `raftor-kv serve`, holding one raftor node: a [`store::KvStore`]
-//! (an ordered map of string keys to byte values) replicated through the Raft log, kept on disk
+//! (a map of string keys to byte values) replicated through the Raft log, kept on disk
 //! in raftor's write-ahead log, compacted with snapshots. Nodes talk to each other over raftor's
 //! TCP transport (the raft port); clients talk to any node over HTTP (the HTTP port).
 //!

