@@ -40,7 +40,7 @@
 //! `raftor-kv serve` is a node. `raftor-kv cluster` runs three of them as child processes,
 //! `raftor-kv demo` runs three, kills the leader with SIGKILL and checks nothing acknowledged
 //! was lost ([`local`] manages the children). The other subcommands are HTTP clients, and
-//! `raftor-kv bench` a load generator ([`bench`]).
+//! `raftor-kv bench` a load generator ([`bench`](mod@bench)).
 //!
 //! ## Failures
 //!

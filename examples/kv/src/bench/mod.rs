@@ -14,8 +14,11 @@
 //! `raftor` (this server's `PUT /kv/{key}` and `GET /kv/{key}?consistency=linearizable`) or
 //! `etcd` (etcd v3's JSON gateway: `POST /v3/kv/put` and `POST /v3/kv/range`, whose reads are
 //! linearizable by default). Everything else — connections, clients, keys, timing — is the same.
+//!
+//! The clients speak HTTP through [`wire`], the tool's own minimal HTTP/1.1 client: the tool
+//! shares the machine with the servers it measures, so it should take as little CPU as it can.
 
-mod wire;
+pub mod wire;
 
 use std::time::Duration;
 

@@ -25,7 +25,7 @@ const MAX_HEADERS: usize = 64;
 /// The most bytes an answer may take, head and body: far more than any benchmark answer.
 const MAX_ANSWER_BYTES: usize = 64 << 20;
 
-/// How much the read buffer grows by when an answer does not fit.
+/// The read buffer's first size; it doubles when an answer does not fit.
 const READ_CHUNK: usize = 16 << 10;
 
 /// Why a request on a [`WireConnection`] got no usable answer. Any of them leaves the
@@ -154,13 +154,14 @@ impl WireConnection {
         }
     }
 
-    /// One read into the free end of the buffer, which grows when full.
+    /// One read into the free end of the buffer, which doubles when full.
     async fn read_more(&mut self) -> Result<(), WireError> {
         if self.filled == self.input.len() {
             if self.input.len() >= MAX_ANSWER_BYTES {
                 return Err(malformed("the answer is too long"));
             }
-            self.input.resize(self.input.len() + READ_CHUNK, 0);
+            let grown = (self.input.len() * 2).clamp(READ_CHUNK, MAX_ANSWER_BYTES);
+            self.input.resize(grown, 0);
         }
         match self.stream.read(&mut self.input[self.filled..]).await? {
             0 => Err(WireError::Closed),
