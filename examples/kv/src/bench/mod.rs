@@ -28,7 +28,7 @@ use tokio::time::Instant;
 
 use crate::client::{self, Endpoints};
 
-pub use wire::{WireConnection, WireError};
+use wire::WireConnection;
 
 /// Keys per client: writes cycle through them, reads read them.
 const KEYS_PER_CLIENT: u64 = 100;
