@@ -56,6 +56,11 @@ pub struct Config {
     /// §7). 0, the default, never compacts: the log then grows with every write. The state
     /// machine must implement `snapshot` and `restore`.
     pub snapshot_threshold_entries: u64,
+    /// Also take a snapshot once the entries applied since the latest one hold this many payload
+    /// bytes. 0, the default, has no byte trigger. Set both and the first reached wins: the entry
+    /// count paces snapshots, the bytes bound the memory and disk the log holds between two when
+    /// entries are large (the core keeps the log since the latest snapshot in memory).
+    pub snapshot_threshold_bytes: u64,
     /// After a snapshot, keep this many entries before its last included one in the log, so a
     /// follower slightly behind still gets entries instead of the whole snapshot.
     pub snapshot_keep_tail_entries: u64,
@@ -88,6 +93,7 @@ impl Default for Config {
             client_timeout: Duration::from_secs(5),
             forward_writes: true,
             snapshot_threshold_entries: 0,
+            snapshot_threshold_bytes: 0,
             snapshot_keep_tail_entries: 1024,
             snapshot_chunk_bytes: 1 << 20,
             snapshot_chunk_timeout_ticks: 10,

@@ -64,8 +64,8 @@ pub trait StateMachine: Send + 'static {
     /// blocking thread, beside applying, and stores it; the encoding is yours, `restore` reads
     /// it back. A state larger than memory streams (e.g. a reader over checkpoint files).
     ///
-    /// Only called when `Config::snapshot_threshold_entries` is set; the default refuses, and
-    /// the node stops with that error.
+    /// Only called when `Config::snapshot_threshold_entries` or `snapshot_threshold_bytes` is
+    /// set; the default refuses, and the node stops with that error.
     async fn snapshot(&mut self) -> Result<SnapshotData, StateMachineError> {
         Err(StateMachineError::Unsupported("snapshot"))
     }

@@ -68,11 +68,12 @@ impl StateMachine for KvStore {
 // ANCHOR_END: state_machine
 
 // ANCHOR: config
-/// Snapshot every 500 applied entries, keep 100 entries behind the snapshot for followers
-/// slightly behind, and send snapshots in 4 KiB chunks.
+/// Snapshot every 500 applied entries (or sooner, once they hold 1 MiB of commands), keep 100
+/// entries behind the snapshot for followers slightly behind, and send snapshots in 4 KiB chunks.
 fn config() -> Config {
     Config {
         snapshot_threshold_entries: 500,
+        snapshot_threshold_bytes: 1 << 20,
         snapshot_keep_tail_entries: 100,
         snapshot_chunk_bytes: 4 << 10,
         ..Config::default()

@@ -195,12 +195,9 @@ pub struct ServeArgs {
     /// How long a request may wait for a leader, a commit or a read, in milliseconds.
     #[arg(long, default_value_t = 5_000)]
     pub request_timeout_ms: u64,
-    /// Snapshot (and compact the log) every this many applied entries; 0 turns compaction off.
-    #[arg(long, default_value_t = 10_000)]
-    pub snapshot_threshold: u64,
-    /// Entries kept in the log behind a snapshot, for followers slightly behind.
-    #[arg(long, default_value_t = 1_000)]
-    pub snapshot_keep_tail: u64,
+    /// When to snapshot.
+    #[command(flatten)]
+    pub snapshot: SnapshotArgs,
     /// The largest value accepted, in bytes.
     #[arg(long, default_value_t = 1 << 20)]
     pub max_value_bytes: usize,
@@ -210,6 +207,40 @@ pub struct ServeArgs {
     /// one machine.
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
+}
+
+/// When a node snapshots and compacts its log: `serve` takes these, and `cluster` hands them to
+/// its nodes.
+///
+/// The entry count is etcd's default `--snapshot-count`; the byte count bounds the log a node
+/// holds (in memory and on disk) between two snapshots when values are large: 100,000 writes of
+/// 4 KiB would be 400 MB.
+#[derive(Debug, Clone, Args)]
+pub struct SnapshotArgs {
+    /// Snapshot (and compact the log) every this many applied entries; 0: no entry trigger.
+    #[arg(long, default_value_t = 100_000)]
+    pub snapshot_threshold: u64,
+    /// Also snapshot once the entries applied since the last snapshot hold this many bytes of
+    /// commands; 0: no byte trigger (both 0 turns compaction off).
+    #[arg(long, default_value_t = 128 << 20)]
+    pub snapshot_threshold_bytes: u64,
+    /// Entries kept in the log behind a snapshot, for followers slightly behind.
+    #[arg(long, default_value_t = 1_000)]
+    pub snapshot_keep_tail: u64,
+}
+
+impl SnapshotArgs {
+    /// The same settings as `serve` flags.
+    pub fn to_flags(&self) -> Vec<String> {
+        vec![
+            format!("--snapshot-threshold={}", self.snapshot_threshold),
+            format!(
+                "--snapshot-threshold-bytes={}",
+                self.snapshot_threshold_bytes
+            ),
+            format!("--snapshot-keep-tail={}", self.snapshot_keep_tail),
+        ]
+    }
 }
 
 /// `raftor-kv cluster`.
@@ -224,6 +255,9 @@ pub struct ClusterArgs {
     /// Node N's HTTP API listens on port BASE+N.
     #[arg(long, default_value_t = 8000)]
     pub http_base_port: u16,
+    /// When the nodes snapshot.
+    #[command(flatten)]
+    pub snapshot: SnapshotArgs,
 }
 
 /// `raftor-kv demo`.
@@ -343,8 +377,9 @@ impl ServeArgs {
                 .lease_drift_margin_ticks
                 .min(election_ticks.saturating_sub(1)),
             client_timeout: Duration::from_millis(self.request_timeout_ms),
-            snapshot_threshold_entries: self.snapshot_threshold,
-            snapshot_keep_tail_entries: self.snapshot_keep_tail,
+            snapshot_threshold_entries: self.snapshot.snapshot_threshold,
+            snapshot_threshold_bytes: self.snapshot.snapshot_threshold_bytes,
+            snapshot_keep_tail_entries: self.snapshot.snapshot_keep_tail,
             ..Config::default()
         };
         config
@@ -412,5 +447,31 @@ mod tests {
             "127.0.0.1:8003",
         ];
         assert!(parse(&join).is_ok());
+    }
+
+    #[test]
+    fn cluster_hands_its_snapshot_flags_to_every_node() {
+        let argv = [
+            "raftor-kv",
+            "cluster",
+            "--snapshot-threshold",
+            "7",
+            "--snapshot-threshold-bytes=0",
+        ];
+        let Ok(Cmd::Cluster(cluster)) = Cli::try_parse_from(argv).map(|cli| cli.command) else {
+            panic!("cluster flags refused");
+        };
+        let peers = "1=127.0.0.1:7001@127.0.0.1:8001".to_string();
+        let mut serve = vec!["raftor-kv", "serve", "--data-dir", "/tmp/x", "--id", "1"];
+        serve.extend(["--peers", &peers]);
+        let flags = cluster.snapshot.to_flags();
+        serve.extend(flags.iter().map(String::as_str));
+        let Ok(Cmd::Serve(serve)) = Cli::try_parse_from(serve).map(|cli| cli.command) else {
+            panic!("serve refused the cluster's flags: {flags:?}");
+        };
+        let config = serve.into_options().expect("valid").config;
+        assert_eq!(config.snapshot_threshold_entries, 7);
+        assert_eq!(config.snapshot_threshold_bytes, 0);
+        assert_eq!(config.snapshot_keep_tail_entries, 1_000, "the default");
     }
 }

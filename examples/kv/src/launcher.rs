@@ -32,7 +32,7 @@ pub async fn run(args: ClusterArgs) -> anyhow::Result<()> {
         .collect();
     let exe = std::env::current_exe().context("find this program")?;
     let logs = Logs::Dir(args.data_dir.clone());
-    let mut cluster = LocalCluster::new(exe, specs, Vec::new(), logs);
+    let mut cluster = LocalCluster::new(exe, specs, args.snapshot.to_flags(), logs);
     cluster.start_all()?;
     // A node that cannot bind its ports exits at once: say so before waiting for an election.
     tokio::time::sleep(Duration::from_millis(300)).await;

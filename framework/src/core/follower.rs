@@ -191,6 +191,8 @@ impl Core {
         let Some(last) = entries.last().map(|entry| entry.log_id.index) else {
             return;
         };
+        let bytes: u64 = entries.iter().map(Entry::payload_bytes).sum();
+        self.applied_bytes_since_snapshot = self.applied_bytes_since_snapshot.saturating_add(bytes);
         let waiting: Vec<_> = self.clients.take_up_to(last).collect();
         let mut clients = Vec::with_capacity(waiting.len());
         for ((index, term), request) in waiting {

@@ -134,6 +134,9 @@ pub struct Core {
     pub(super) installing: Option<LogId>,
     /// A `BuildSnapshot` was issued and its `SnapshotBuilt` has not come back: one at a time.
     pub(super) building_snapshot: bool,
+    /// Payload bytes handed to the state machine after the last entry of the latest snapshot
+    /// (or of the one being built): what `snapshot_threshold_bytes` is compared with.
+    pub(super) applied_bytes_since_snapshot: u64,
     /// Follower: the snapshot being received from the leader, chunk by chunk.
     pub(super) receiving: Option<IncomingSnapshot>,
     /// Actions produced by the current `step`.
@@ -194,6 +197,7 @@ impl Core {
             snapshot: recovered.snapshot,
             installing: None,
             building_snapshot: false,
+            applied_bytes_since_snapshot: 0,
             receiving: None,
             actions: Vec::new(),
             #[cfg(any(test, feature = "testing"))]
@@ -201,6 +205,7 @@ impl Core {
         };
         core.reload_membership();
         core.reset_election_timer();
+        core.applied_bytes_since_snapshot = core.applied_bytes_after_snapshot();
         Ok(core)
     }
 

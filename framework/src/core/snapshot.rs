@@ -1,8 +1,9 @@
 //! Log compaction and InstallSnapshot (Raft §7, thesis chapter 5).
 //!
 //! ## Compaction
-//! Every node compacts on its own. Once `snapshot_threshold_entries` entries were handed to the
-//! state machine since its latest snapshot, the core emits [`Action::BuildSnapshot`] on the apply
+//! Every node compacts on its own. Once `snapshot_threshold_entries` entries, or entries holding
+//! `snapshot_threshold_bytes` of payload, were handed to the state machine since its latest
+//! snapshot (whichever comes first), the core emits [`Action::BuildSnapshot`] on the apply
 //! stream, right behind the last `Apply`: the state machine's image there is exactly the state at
 //! that entry, so the core tags it with that entry's id and the configuration in effect there.
 //! Applying and replication go on while the driver encodes and stores it. When the driver reports
@@ -72,7 +73,7 @@
 //!   outcome is unknown here (the driver times them out).
 
 use crate::message::{InstallSnapshotRequest, InstallSnapshotResponse, Response, SnapshotOutcome};
-use crate::types::{EntryPayload, LogId, LogIndex, NodeId, RpcId, SnapshotMeta, Term};
+use crate::types::{Entry, EntryPayload, LogId, LogIndex, NodeId, RpcId, SnapshotMeta, Term};
 
 use super::io::Action;
 use super::node::{AckTo, Core, PendingAck, RoleState};
@@ -93,31 +94,58 @@ pub(super) struct IncomingSnapshot {
 }
 
 impl Core {
-    /// Asks for a snapshot once enough entries were handed to the state machine since the last.
+    /// Asks for a snapshot once enough entries, or enough payload bytes, were handed to the
+    /// state machine since the last.
     pub(super) fn maybe_build_snapshot(&mut self) {
-        let threshold = self.config.snapshot_threshold_entries;
         // NB: never while a received snapshot is being installed: the driver may drop the
         // apply-stream work queued behind an install that a newer install supersedes.
-        if threshold == 0 || self.building_snapshot || self.installing.is_some() {
+        if self.building_snapshot || self.installing.is_some() || !self.snapshot_due() {
             return;
         }
         let applying = self.log.applying();
-        let snapshot_index = self
-            .snapshot
-            .as_ref()
-            .map_or(LogIndex(0), |snapshot| snapshot.last_included.index);
-        if applying.0 < snapshot_index.0 + threshold {
-            return;
-        }
         let Some(last_included) = self.log.log_id_at(applying) else {
             return;
         };
         let membership = self.membership_at(applying);
         self.building_snapshot = true;
+        self.applied_bytes_since_snapshot = 0;
         self.push(Action::BuildSnapshot {
             last_included,
             membership,
         });
+    }
+
+    /// Whether either threshold is reached (a threshold of 0 is off).
+    fn snapshot_due(&self) -> bool {
+        let (entries, bytes) = (
+            self.config.snapshot_threshold_entries,
+            self.config.snapshot_threshold_bytes,
+        );
+        let applied_entries = self
+            .log
+            .applying()
+            .0
+            .saturating_sub(self.snapshot_index().0);
+        (entries > 0 && applied_entries >= entries)
+            || (bytes > 0 && self.applied_bytes_since_snapshot >= bytes)
+    }
+
+    /// The last index the latest snapshot covers (0 without one).
+    fn snapshot_index(&self) -> LogIndex {
+        self.snapshot
+            .as_ref()
+            .map_or(LogIndex(0), |snapshot| snapshot.last_included.index)
+    }
+
+    /// Payload bytes of the entries handed to the state machine after the latest snapshot: the
+    /// byte trigger's starting point on restart. Looks through the log in place, once.
+    pub(super) fn applied_bytes_after_snapshot(&self) -> u64 {
+        let from = self.snapshot_index().next();
+        self.log
+            .view(from, self.log.applying())
+            .iter()
+            .map(Entry::payload_bytes)
+            .sum()
     }
 
     /// The configuration in effect at `index` (at or after the base): the latest in the log up to
@@ -421,6 +449,7 @@ impl Core {
         let last_included = meta.last_included;
         self.log.install(last_included);
         self.installing = Some(last_included);
+        self.applied_bytes_since_snapshot = 0;
         self.set_membership((last_included.index, meta.membership.clone()));
         self.leader_match = self.leader_match.max(last_included.index);
         // Clients of entries the snapshot covers: their outcome is unknown here (module docs).

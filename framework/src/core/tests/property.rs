@@ -495,16 +495,30 @@ fn random_config(dice: &mut Dice) -> Config {
 }
 
 /// Log compaction, in half the schedules: snapshots every few entries, a short kept tail, and
-/// chunks small enough that a snapshot takes many of them.
+/// chunks small enough that a snapshot takes many of them. In half of those, a byte threshold
+/// too, low enough to fire before the entry count does (alone, with the count off, in a third).
 fn with_random_compaction(dice: &mut Dice, config: Config) -> Config {
     if !dice.percent(50) {
         return config;
     }
-    Config {
+    let config = Config {
         snapshot_threshold_entries: dice.range(2, 12),
         snapshot_keep_tail_entries: dice.range(0, 5),
         snapshot_chunk_bytes: dice.range(16, 400),
         snapshot_chunk_timeout_ticks: dice.range(1, config.election_timeout_min_ticks + 1),
+        ..config
+    };
+    if !dice.percent(50) {
+        return config;
+    }
+    let entries = if dice.percent(33) {
+        0
+    } else {
+        config.snapshot_threshold_entries
+    };
+    Config {
+        snapshot_threshold_entries: entries,
+        snapshot_threshold_bytes: dice.range(8, 120),
         ..config
     }
     .validate()

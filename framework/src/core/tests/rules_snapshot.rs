@@ -186,6 +186,81 @@ fn the_snapshot_is_asked_for_right_behind_the_apply_that_reaches_the_threshold()
     );
 }
 
+fn byte_config(threshold_bytes: u64) -> Config {
+    Config {
+        snapshot_threshold_bytes: threshold_bytes,
+        ..compaction_config(0, 0)
+    }
+}
+
+fn builds(actions: &[Action]) -> Vec<LogId> {
+    actions
+        .iter()
+        .filter_map(|action| match action {
+            Action::BuildSnapshot { last_included, .. } => Some(*last_included),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Proposes `command` at `index` on the leader of `leader_with_applied_commands` and commits
+/// and applies it; returns the actions of the commit.
+fn commit_next(core: &mut Core, index: u64, command: &str) -> Vec<Action> {
+    core.step(propose(index, command));
+    core.step(Input::LogPersisted {
+        up_to: log_id(1, index),
+    });
+    let actions = core.step(append_response(2, 1, success(index)));
+    core.step(Input::Applied {
+        up_to: LogIndex(index),
+    });
+    actions
+}
+
+#[test]
+fn a_snapshot_is_asked_for_once_the_applied_payload_reaches_the_byte_threshold() {
+    // Applied through 5: the bootstrap configuration (3 voters, 48 bytes), a blank, `a` `b` `c`.
+    let (_, actions) = leader_with_applied_commands(byte_config(51));
+    assert_eq!(builds(&actions), vec![log_id(1, 5)], "{actions:?}");
+    let (mut core, actions) = leader_with_applied_commands(byte_config(53));
+    assert_eq!(builds(&actions), vec![], "51 bytes are below 53");
+    assert_eq!(builds(&commit_next(&mut core, 6, "d")), vec![], "52 < 53");
+    assert_eq!(builds(&commit_next(&mut core, 7, "e")), vec![log_id(1, 7)]);
+}
+
+#[test]
+fn the_byte_count_starts_again_after_each_snapshot() {
+    let (mut core, actions) = leader_with_applied_commands(byte_config(51));
+    assert_eq!(builds(&actions), vec![log_id(1, 5)]);
+    // Applied while the build is under way: counts toward the next snapshot.
+    assert_eq!(builds(&commit_next(&mut core, 6, &"x".repeat(40))), vec![]);
+    core.step(Input::SnapshotBuilt {
+        meta: meta(log_id(1, 5), 3, 25),
+    });
+    assert_eq!(builds(&commit_next(&mut core, 7, &"y".repeat(10))), vec![]);
+    assert_eq!(builds(&commit_next(&mut core, 8, "z")), vec![log_id(1, 8)]);
+}
+
+#[test]
+fn whichever_threshold_is_reached_first_asks_for_the_snapshot() {
+    let config = Config {
+        snapshot_threshold_entries: 6,
+        ..byte_config(1_000)
+    };
+    let (mut core, actions) = leader_with_applied_commands(config);
+    assert_eq!(builds(&actions), vec![], "5 entries, 51 bytes");
+    assert_eq!(builds(&commit_next(&mut core, 6, "d")), vec![log_id(1, 6)]);
+    let config = Config {
+        snapshot_threshold_entries: 100,
+        ..byte_config(60)
+    };
+    let (mut core, _) = leader_with_applied_commands(config);
+    assert_eq!(
+        builds(&commit_next(&mut core, 6, "0123456789")),
+        vec![log_id(1, 6)]
+    );
+}
+
 #[test]
 fn a_built_snapshot_purges_the_log_but_its_tail() {
     let (mut core, _) = leader_with_applied_commands(compaction_config(4, 2));
@@ -604,6 +679,18 @@ fn a_node_restarts_from_its_snapshot_and_the_log_tail() {
     let state = recovered(&[1, 1, 1, 1, 1], Some(meta(log_id(2, 5), 3, 9)), 5);
     let core = Core::new(n(1), fixed_config(), state, 1).expect("valid");
     assert_eq!(core.last_log_id(), log_id(2, 5));
+}
+
+#[test]
+fn a_restarted_node_counts_the_applied_bytes_after_its_snapshot() {
+    // Snapshot at 2@5; the state machine already holds 6 (`3@6`, 3 bytes).
+    let restart = |threshold_bytes| {
+        let state = recovered(&[1, 1, 2, 2, 3], Some(meta(log_id(2, 5), 3, 9)), 6);
+        let mut core = Core::new(n(1), byte_config(threshold_bytes), state, 1).expect("valid");
+        core.step(Input::Tick)
+    };
+    assert_eq!(builds(&restart(3)), vec![log_id(3, 6)]);
+    assert_eq!(builds(&restart(4)), vec![]);
 }
 
 #[test]
