@@ -14,6 +14,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
 
 use actix::{Actor, Addr, Handler};
 
@@ -50,10 +51,19 @@ pub(crate) fn spawn_save<A>(
 ) where
     A: Actor<Context = actix::Context<A>> + Handler<ApplyDone>,
 {
+    let started = Instant::now();
     let save = blocking(move || snapshots.save(last_included, membership, &mut data));
     actix_rt::spawn(async move {
         let done = match save.await {
-            Ok(meta) => ApplyDone::SnapshotBuilt(meta),
+            Ok(meta) => {
+                tracing::info!(
+                    last_included = %meta.last_included,
+                    bytes = meta.size_bytes,
+                    ms = started.elapsed().as_millis() as u64,
+                    "snapshot stored"
+                );
+                ApplyDone::SnapshotBuilt(meta)
+            }
             Err(error) => ApplyDone::Failed(Fatal::Storage(error)),
         };
         actor.do_send(done);

@@ -58,6 +58,8 @@ impl Engine {
             base: purged,
         } = recovery::recover(dir, &syncer)?;
         let active = open_for_write(&segments[segments.len() - 1].path)?;
+        let mut reaper = Reaper::new();
+        reaper.remove_leftovers(dir);
         Ok(Engine {
             dir: dir.to_path_buf(),
             segment_bytes: options.segment_bytes.max(1),
@@ -68,7 +70,7 @@ impl Engine {
             purged,
             recovered: Some(entries),
             poisoned: None,
-            reaper: Reaper::new(),
+            reaper,
             _lock: lock,
         })
     }

@@ -145,6 +145,24 @@ async fn a_segment_the_reaper_did_not_delete_is_recovered_and_purged_later() {
     assert_eq!(segment_names_settled(dir.path(), &expected).await, expected);
 }
 
+/// A crash can come while the reaper cuts a renamed segment down: the next open never reads it
+/// (it is no longer a segment) and deletes it.
+#[tokio::test]
+async fn a_renamed_segment_a_crash_left_is_not_read_and_is_deleted_at_open() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut wal = open_small(dir.path()).await;
+    wal.append(entries(1, 1, 10)).await.expect("append");
+    wal.purge(LogIndex(5)).await.expect("purge");
+    drop(wal);
+    let renamed = dir.path().join(format!("{}.purged", name(1)));
+    std::fs::write(&renamed, b"half cut, not a segment any more").expect("leave a renamed one");
+    let mut wal = open_small(dir.path()).await;
+    let loaded = wal.load().await.expect("load").entries;
+    assert_eq!(loaded, entries(1, 6, 10));
+    drop(wal);
+    assert!(!renamed.exists(), "the open handed it to the reaper");
+}
+
 #[tokio::test]
 async fn reset_leaves_one_empty_segment_after_the_base_and_the_base_in_log_base() {
     let dir = tempfile::tempdir().expect("temp dir");
