@@ -55,6 +55,9 @@ impl Simulation {
             config.snapshot_threshold_entries = [5, 20, 60][rng.below(3) as usize];
             config.snapshot_keep_tail_entries = [0, 3, 30][rng.below(3) as usize];
             config.snapshot_chunk_bytes = [64, 512, 1 << 20][rng.below(3) as usize];
+            // In a third of those, a byte threshold too, mostly reached before the entry count
+            // (a command here encodes in 4-10 bytes: every 6-15 commands).
+            config.snapshot_threshold_bytes = [0, 0, 60][rng.below(3) as usize];
         }
         let mut world = World::new(seed, size, options.clients, config, options.bugs);
         if options.trace {
